@@ -1,0 +1,103 @@
+"""The contract between a shop and loyalty.
+
+A shop keeps its own models and signals. An adapter (a small class in the shop's project,
+named in ``settings.LOYALTY["ADAPTER"]``) says which signals to listen to and turns each
+signal into a plain :class:`OrderEvent`. Loyalty never imports the shop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.dispatch import Signal
+from django.utils.dateparse import parse_datetime
+
+from ..exceptions import InvalidEvent
+
+
+class EventKind:
+    PAID = "paid"
+    REFUNDED = "refunded"
+    CANCELLED = "cancelled"
+    ALL = (PAID, REFUNDED, CANCELLED)
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """One thing that happened to a shop order, in loyalty's terms.
+
+    ``event_id`` is unique per event in the shop ("order:1042:paid", "order:1042:refund:7"):
+    it is what makes a signal delivered twice count once. ``amount`` is, for ``paid``, what
+    the customer paid that earns points (after discounts, without shipping if you like);
+    for ``refunded``, the amount of this refund; for ``cancelled``, ignored. ``user_id`` is
+    the customer's user pk, or ``None`` for a guest, who is known by ``email``.
+    """
+
+    kind: str
+    event_id: str
+    order_reference: str
+    amount: Decimal
+    currency: str
+    occurred_at: datetime
+    user_id: Any = None
+    email: str = ""
+    program: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.kind not in EventKind.ALL:
+            problems.append(f"kind must be one of {', '.join(EventKind.ALL)}, not {self.kind!r}")
+        if not self.event_id or len(self.event_id) > 200:
+            problems.append("event_id is required (at most 200 characters)")
+        if not self.order_reference or len(str(self.order_reference)) > 100:
+            problems.append("order_reference is required (at most 100 characters)")
+        if not isinstance(self.amount, Decimal) or not self.amount.is_finite() or self.amount < 0:
+            problems.append(f"amount must be a Decimal >= 0, not {self.amount!r}")
+        if not isinstance(self.currency, str) or len(self.currency) != 3:
+            problems.append(f"currency must be a 3-letter code, not {self.currency!r}")
+        if not isinstance(self.occurred_at, datetime) or self.occurred_at.tzinfo is None:
+            problems.append("occurred_at must be an aware datetime")
+        if self.kind == EventKind.PAID and self.user_id is None and not self.email:
+            problems.append("a paid event needs a user_id or a guest email")
+        if problems:
+            raise InvalidEvent("; ".join(problems), extra={"event_id": self.event_id})
+
+    def to_payload(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["amount"] = str(self.amount)
+        data["occurred_at"] = self.occurred_at.isoformat()
+        data["user_id"] = None if self.user_id is None else str(self.user_id)
+        return data
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> OrderEvent:
+        try:
+            return cls(
+                **{
+                    **data,
+                    "amount": Decimal(data["amount"]),
+                    "occurred_at": parse_datetime(data["occurred_at"]),
+                }
+            )
+        except (KeyError, TypeError, InvalidOperation, ValueError) as exc:
+            raise InvalidEvent(f"stored payload cannot be read: {exc}") from exc
+
+
+EventFactory = Callable[..., "OrderEvent | Iterable[OrderEvent] | None"]
+
+
+class BaseAdapter:
+    """Subclass this in your project and point ``LOYALTY["ADAPTER"]`` at it.
+
+    ``connections()`` returns ``(signal, factory)`` pairs. Loyalty connects each signal in
+    ``AppConfig.ready()``; when it fires, ``factory(sender=..., **signal_kwargs)`` returns
+    an :class:`OrderEvent` (or several, or ``None`` to ignore it), which loyalty records in
+    the same database transaction as the shop's change.
+    """
+
+    def connections(self) -> Iterable[tuple[Signal, EventFactory]]:
+        raise NotImplementedError("An adapter must say which signals to connect.")

@@ -1,0 +1,85 @@
+"""Namespaced settings: ``settings.LOYALTY = {...}``, read at use (DRF's ``api_settings`` pattern).
+
+Defaults, with what each key does:
+
+``ADAPTER`` (``None``)
+    Dotted path to the adapter class that maps the shop's order signals to loyalty events
+    (see ``loyalty.adapters.base.BaseAdapter``). ``None`` connects nothing.
+``DEFAULT_PROGRAM`` (``None``)
+    Slug of the programme that order events go to. ``None``: the active programme whose
+    currency matches the event's (the oldest one if there are several).
+``ENROLL_ON_SIGNUP`` (``True``)
+    Listen to the user model's ``post_save`` and enrol new users in every active programme
+    whose ``enroll_on_signup`` is set.
+``EVENT_MAX_ATTEMPTS`` (``8``)
+    A failing order event is retried by ``retry_unprocessed_events`` this many times in
+    all, then marked "gave up" for staff to look at.
+``EVENT_RETRY_BATCH_SIZE`` (``500``)
+    Events one run of ``retry_unprocessed_events`` takes on.
+``ACCOUNT_HISTORY_SIZE`` (``20``)
+    Ledger rows the account panel shows, newest first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+DEFAULTS: dict[str, Any] = {
+    "ADAPTER": None,
+    "DEFAULT_PROGRAM": None,
+    "ENROLL_ON_SIGNUP": True,
+    "EVENT_MAX_ATTEMPTS": 8,
+    "EVENT_RETRY_BATCH_SIZE": 500,
+    "ACCOUNT_HISTORY_SIZE": 20,
+}
+
+IMPORT_STRINGS = {"ADAPTER"}
+
+
+class LoyaltySettings:
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        configured = getattr(settings, "LOYALTY", {}) or {}
+        unknown = set(configured) - set(DEFAULTS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown key(s) in settings.LOYALTY: {', '.join(sorted(unknown))}. "
+                f"Known keys: {', '.join(sorted(DEFAULTS))}."
+            )
+        return configured
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid loyalty setting: {name!r}")
+        if name in self._cache:
+            return self._cache[name]
+        value = self.user_settings.get(name, DEFAULTS[name])
+        if name in IMPORT_STRINGS and isinstance(value, str):
+            try:
+                value = import_string(value)
+            except ImportError as exc:
+                raise ImproperlyConfigured(f"settings.LOYALTY[{name!r}] = {value!r} cannot be imported: {exc}") from exc
+        self._cache[name] = value
+        return value
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+loyalty_settings = LoyaltySettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "LOYALTY":
+        loyalty_settings.reload()
+
+
+setting_changed.connect(_reload)

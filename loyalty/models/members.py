@@ -1,0 +1,34 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Member(models.Model):
+    """A customer enrolled in a programme. ``balance`` caches the sum of the ledger."""
+
+    program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="loyalty_memberships"
+    )
+    balance = models.IntegerField(_("balance"), default=0, editable=False)
+    lifetime_points = models.PositiveIntegerField(
+        _("lifetime points"), default=0, editable=False, help_text=_("Points ever earned, net of reversals.")
+    )
+    joined_at = models.DateTimeField(_("joined at"), db_index=True)
+    marketing_consent = models.BooleanField(_("marketing emails allowed"), default=False)
+    consent_changed_at = models.DateTimeField(_("consent changed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-joined_at", "-id"]
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        constraints = [
+            models.UniqueConstraint(fields=["program", "user"], name="loyalty_member_unique_per_program"),
+        ]
+
+    def __str__(self) -> str:
+        return self.user.get_username() if self.user_id else f"member {self.pk}"
+
+    @property
+    def balance_value(self):
+        return self.program.money_value(max(self.balance, 0))

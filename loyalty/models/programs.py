@@ -1,0 +1,74 @@
+from decimal import ROUND_FLOOR, Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Program(models.Model):
+    """A loyalty programme: how points are earned, what they are worth and how long they live."""
+
+    class NegativeBalancePolicy(models.TextChoices):
+        ALLOW = "allow", _("Allow a negative balance (the customer owes the points)")
+        FORGIVE = "forgive", _("Stop at zero (forgive what was already spent)")
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), unique=True)
+    currency = models.CharField(_("currency"), max_length=3, default="EUR", help_text=_("ISO 4217 code."))
+    points_per_unit = models.DecimalField(
+        _("points per currency unit"),
+        max_digits=8,
+        decimal_places=4,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_("Points earned per 1.00 spent; the result is rounded down."),
+    )
+    point_value = models.DecimalField(
+        _("value of one point"),
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("0.01"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_("What one point is worth in the programme's currency, e.g. 0.01."),
+    )
+    points_lifetime_days = models.PositiveIntegerField(
+        _("points lifetime (days)"),
+        null=True,
+        blank=True,
+        help_text=_("Points expire this many days after they were earned. Empty: never."),
+    )
+    negative_balance_policy = models.CharField(
+        _("when a refund takes back points already spent"),
+        max_length=10,
+        choices=NegativeBalancePolicy.choices,
+        default=NegativeBalancePolicy.ALLOW,
+    )
+    enroll_on_signup = models.BooleanField(
+        _("enrol customers when they register"),
+        default=True,
+        help_text=_("Otherwise a customer becomes a member with their first paid order."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("programme")
+        verbose_name_plural = _("programmes")
+        constraints = [
+            models.CheckConstraint(condition=Q(points_per_unit__gte=0), name="loyalty_program_rate_not_negative"),
+            models.CheckConstraint(condition=Q(point_value__gte=0), name="loyalty_program_value_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def points_for(self, amount: Decimal) -> int:
+        """Points for spending ``amount``, rounded down (never negative)."""
+        if amount <= 0:
+            return 0
+        return int((amount * self.points_per_unit).to_integral_value(rounding=ROUND_FLOOR))
+
+    def money_value(self, points: int) -> Decimal:
+        return (Decimal(points) * self.point_value).quantize(Decimal("0.01"))

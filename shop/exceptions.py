@@ -1,0 +1,10 @@
+class ShopError(Exception):
+    """A refused order operation; the message is safe to show to a customer or staff."""
+
+
+class OrderStateError(ShopError):
+    pass
+
+
+class EmptyCart(ShopError):
+    pass
