@@ -1,0 +1,31 @@
+"""System checks (``manage.py check``) with stable ids."""
+
+from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+
+@register()
+def check_settings(app_configs=None, **kwargs):
+    from .adapters.base import BaseAdapter
+    from .conf import loyalty_settings
+
+    try:
+        adapter = loyalty_settings.ADAPTER
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint="See loyalty/conf.py for the known keys.", id="loyalty.E001")]
+    if adapter is None:
+        return [
+            Warning(
+                'settings.LOYALTY["ADAPTER"] is not set: no order events reach loyalty.',
+                hint="Write an adapter (see docs/adapters.md) and name it in settings.",
+                id="loyalty.W001",
+            )
+        ]
+    if not (isinstance(adapter, type) and issubclass(adapter, BaseAdapter)):
+        return [
+            Error(
+                f'settings.LOYALTY["ADAPTER"] = {adapter!r} is not a BaseAdapter subclass.',
+                id="loyalty.E002",
+            )
+        ]
+    return []

@@ -1,0 +1,87 @@
+"""Connects the configured adapter's signals (and user sign-up) to loyalty services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models.signals import post_save
+
+from .adapters.base import BaseAdapter, EventFactory, OrderEvent
+from .conf import loyalty_settings
+from .exceptions import InvalidEvent
+
+logger = logging.getLogger("loyalty.receivers")
+
+_connected: list[tuple[object, object]] = []
+
+
+def get_adapter() -> BaseAdapter | None:
+    adapter_class = loyalty_settings.ADAPTER
+    return adapter_class() if adapter_class else None
+
+
+def _events(result: OrderEvent | Iterable[OrderEvent] | None) -> list[OrderEvent]:
+    if result is None:
+        return []
+    if isinstance(result, OrderEvent):
+        return [result]
+    return list(result)
+
+
+def make_receiver(factory: EventFactory):
+    """A receiver that turns the signal into events and records them; it never raises."""
+    from .services import record_order_event
+
+    def receiver(sender, **kwargs):
+        try:
+            events = _events(factory(sender=sender, **kwargs))
+        except InvalidEvent as exc:
+            logger.error("The loyalty adapter could not describe a %s signal: %s", sender, exc.message)
+            return
+        except Exception:  # noqa: BLE001 - an adapter bug must not break the shop's checkout
+            logger.exception("The loyalty adapter failed on a %s signal; no points recorded.", sender)
+            return
+        for event in events:
+            record_order_event(event)
+
+    receiver.__qualname__ = f"loyalty_receiver[{getattr(factory, '__qualname__', factory)}]"
+    return receiver
+
+
+def connect_adapter(adapter: BaseAdapter | None = None) -> list[tuple[object, object]]:
+    """Connect (or reconnect) the adapter's signals; returns the (signal, receiver) pairs."""
+    disconnect_adapter()
+    adapter = adapter or get_adapter()
+    if adapter is None:
+        return []
+    for signal, factory in adapter.connections():
+        receiver = make_receiver(factory)
+        signal.connect(receiver, weak=False)
+        _connected.append((signal, receiver))
+    return list(_connected)
+
+
+def disconnect_adapter() -> None:
+    while _connected:
+        signal, receiver = _connected.pop()
+        signal.disconnect(receiver)
+
+
+def _enrol_new_user(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    if not created or raw or not loyalty_settings.ENROLL_ON_SIGNUP:
+        return
+    from .models import Program
+    from .services import member_enroll
+
+    def enrol() -> None:
+        for program in Program.objects.filter(is_active=True, enroll_on_signup=True):
+            member_enroll(program=program, user=instance)
+
+    transaction.on_commit(enrol)
+
+
+def connect_enrolment() -> None:
+    post_save.connect(_enrol_new_user, sender=get_user_model(), dispatch_uid="loyalty_enrol_new_user")

@@ -1,0 +1,272 @@
+"""Order events from the shop: recorded in its transaction, processed in a savepoint.
+
+``record_order_event`` is what the adapter's receivers call. The inbox row and all points
+it causes are written in the shop's own transaction, inside a savepoint: if processing
+fails, the savepoint is rolled back, the event is stored as ``failed`` with its error and
+the shop's change (the payment, the refund) goes through untouched. A beat task retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import signals
+from ..adapters.base import EventKind, OrderEvent
+from ..conf import loyalty_settings
+from ..exceptions import InvalidEvent, NoProgram
+from ..models import OrderEvent as InboxEvent
+from ..models import PointsEntry, Program, Purchase
+from .ledger import points_credit, points_debit
+from .members import member_for_order, program_for_event
+
+logger = logging.getLogger("loyalty.events")
+Status = InboxEvent.Status
+
+
+class Skip(Exception):
+    """The event is valid but there is nothing to do (stored as ``skipped`` with the reason)."""
+
+
+@dataclass(frozen=True)
+class EventResult:
+    event: InboxEvent | None
+    created: bool
+
+    @property
+    def status(self) -> str | None:
+        return self.event.status if self.event else None
+
+
+def record_order_event(event: OrderEvent) -> EventResult:
+    """Store the event once and apply it. Never raises for a loyalty failure."""
+    now = timezone.now()
+    row = InboxEvent(
+        event_key=event.event_id,
+        kind=event.kind,
+        order_reference=event.order_reference,
+        payload=event.to_payload(),
+        status=Status.PROCESSED,
+        received_at=now,
+        processed_at=now,
+    )
+    try:
+        with transaction.atomic():
+            try:
+                row.save(force_insert=True)
+            except IntegrityError:
+                raise _Duplicate() from None
+            _apply(event, row)
+        return EventResult(row, True)
+    except _Duplicate:
+        logger.info("Order event %s was already recorded; ignored.", event.event_id)
+        return EventResult(InboxEvent.objects.filter(event_key=event.event_id).first(), False)
+    except Exception as exc:  # noqa: BLE001 - a loyalty failure must never break the shop
+        if isinstance(exc, IntegrityError) and _is_second_payment(event):
+            return EventResult(_store_skip(row, f"Order {event.order_reference} was recorded as paid already."), True)
+        return EventResult(_store_failure(row, exc), True)
+
+
+def _is_second_payment(event: OrderEvent) -> bool:
+    return (
+        event.kind == EventKind.PAID
+        and Purchase.objects.filter(order_reference=event.order_reference, currency=event.currency).exists()
+    )
+
+
+def _store_skip(row: InboxEvent, reason: str) -> InboxEvent:
+    row.pk, row.status, row.last_error = None, Status.SKIPPED, reason
+    row.save(force_insert=True)
+    return row
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _apply(event: OrderEvent, row: InboxEvent) -> None:
+    """Apply the event; a :class:`Skip` is stored on ``row`` rather than raised."""
+    try:
+        program = program_for_event(event)
+        handler = {EventKind.PAID: _paid, EventKind.REFUNDED: _refunded, EventKind.CANCELLED: _cancelled}
+        handler[event.kind](event, program)
+    except (Skip, NoProgram) as reason:
+        row.status = Status.SKIPPED
+        row.last_error = str(reason)
+        InboxEvent.objects.filter(pk=row.pk).update(status=row.status, last_error=row.last_error)
+
+
+def _store_failure(row: InboxEvent, exc: Exception) -> InboxEvent | None:
+    """Keep the event (outside the rolled-back savepoint) for a retry; log, never raise."""
+    logger.exception("Order event %s failed; stored for retry.", row.event_key)
+    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+    row.pk = None
+    row.status = Status.FAILED
+    row.processed_at = None
+    row.last_error = error
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except DatabaseError:
+        logger.exception("Order event %s could not even be stored.", row.event_key)
+        return None
+    transaction.on_commit(lambda: signals.event_failed.send(sender=InboxEvent, event=row, error=error))
+    return row
+
+
+# --- the three kinds of events ------------------------------------------------------------
+
+
+def _paid(event: OrderEvent, program: Program) -> None:
+    # A second "paid" for the same order under another event id trips the unique constraint
+    # on Purchase; ``record_order_event`` then stores it as skipped (see ``_store_failure``).
+    member = member_for_order(program=program, user_id=event.user_id, at=event.occurred_at)
+    purchase = Purchase.objects.create(
+        program=program,
+        member=member,
+        email=event.email,
+        order_reference=event.order_reference,
+        amount=event.amount,
+        currency=event.currency,
+        occurred_at=event.occurred_at,
+        points_earned=program.points_for(event.amount) if member is not None else 0,
+    )
+    if purchase.points_earned:
+        _credit_earned(purchase)
+
+
+def _credit_earned(purchase: Purchase) -> PointsEntry:
+    """Credit ``purchase.points_earned`` to its (locked) member: ``floor(amount x rate)``."""
+    return points_credit(
+        member=purchase.member,
+        points=purchase.points_earned,
+        kind=PointsEntry.Kind.EARN,
+        idempotency_key=f"purchase:{purchase.order_reference}:earn",
+        reference=purchase.order_reference,
+        purchase=purchase,
+        at=purchase.occurred_at,
+        locked=True,
+        guarded=False,
+    )
+
+
+def _locked_purchase(event: OrderEvent, program: Program, missing: str) -> Purchase:
+    purchase = (
+        Purchase.objects.select_for_update()
+        .select_related("member__program")
+        .filter(program=program, order_reference=event.order_reference)
+        .first()
+    )
+    if purchase is None:
+        raise Skip(missing % {"order": event.order_reference})
+    return purchase
+
+
+def _refunded(event: OrderEvent, program: Program) -> None:
+    purchase = _locked_purchase(event, program, "No paid purchase %(order)s is known: nothing to take back.")
+    if purchase.status == Purchase.Status.CANCELLED:
+        raise Skip(f"Purchase {purchase.order_reference} was cancelled already.")
+    purchase.refunded_amount = min(purchase.amount, purchase.refunded_amount + event.amount)
+    fully = purchase.refunded_amount >= purchase.amount
+    purchase.status = Purchase.Status.REFUNDED if fully else Purchase.Status.PARTIALLY_REFUNDED
+    target = purchase.points_earned if fully else _pro_rata(purchase)
+    _reverse_to(purchase, target, event)
+
+
+def _cancelled(event: OrderEvent, program: Program) -> None:
+    purchase = _locked_purchase(
+        event, program, "Order %(order)s was cancelled before it was paid: no points involved."
+    )
+    purchase.status = Purchase.Status.CANCELLED
+    _reverse_to(purchase, purchase.points_earned, event)
+
+
+def _pro_rata(purchase: Purchase) -> int:
+    """Points to have taken back after refunds so far: cumulative, so rounding never drifts."""
+    if purchase.amount <= 0:
+        return 0
+    share = Decimal(purchase.points_earned) * purchase.refunded_amount / purchase.amount
+    return int(share.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _reverse_to(purchase: Purchase, target: int, event: OrderEvent) -> None:
+    """Bring ``points_reversed`` up to ``target``, following the programme's negative-balance policy."""
+    owed = target - purchase.points_reversed
+    if owed > 0 and purchase.member is not None:
+        member = type(purchase.member).objects.select_for_update().select_related("program").get(pk=purchase.member_id)
+        program = member.program
+        allow_negative = program.negative_balance_policy == Program.NegativeBalancePolicy.ALLOW
+        taken = owed if allow_negative else min(owed, max(member.balance, 0))
+        forgiven = owed - taken
+        if taken > 0:
+            earn_lot = purchase.entries.filter(kind=PointsEntry.Kind.EARN).only("id").first()
+            points_debit(
+                member=member,
+                points=taken,
+                kind=PointsEntry.Kind.REVERSE,
+                idempotency_key=f"{event.event_id}:reverse",
+                reference=purchase.order_reference,
+                description=f"{forgiven} points forgiven (already spent)" if forgiven else "",
+                purchase=purchase,
+                at=event.occurred_at,
+                allow_negative=allow_negative,
+                prefer_lot=earn_lot,
+                reduces_lifetime=True,
+                locked=True,
+                guarded=False,
+            )
+        if forgiven:
+            logger.info("Purchase %s: %s points forgiven by policy.", purchase.order_reference, forgiven)
+    purchase.points_reversed = max(purchase.points_reversed, target)
+    purchase.save(update_fields=["refunded_amount", "status", "points_reversed"])
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+def event_retry(*, event: InboxEvent) -> InboxEvent:
+    """Process a stored (failed or skipped) event again; returns it with its new status."""
+    with transaction.atomic():
+        row = InboxEvent.objects.select_for_update().filter(pk=event.pk).first()
+        if row is None or row.status == Status.PROCESSED:
+            return row or event
+        try:
+            order_event = OrderEvent.from_payload(row.payload)
+            with transaction.atomic():
+                row.status = Status.PROCESSED
+                row.last_error = ""
+                _apply(order_event, row)
+        except InvalidEvent as exc:
+            row.status, row.last_error = Status.GAVE_UP, str(exc)
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("Retry of order event %s failed.", row.event_key)
+            row.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+            row.status = Status.GAVE_UP if row.attempts + 1 >= loyalty_settings.EVENT_MAX_ATTEMPTS else Status.FAILED
+        row.attempts += 1
+        row.processed_at = timezone.now() if row.status in (Status.PROCESSED, Status.SKIPPED) else None
+        row.save(update_fields=["status", "last_error", "attempts", "processed_at"])
+        if row.status == Status.GAVE_UP:
+            error = row.last_error
+            transaction.on_commit(lambda: signals.event_failed.send(sender=InboxEvent, event=row, error=error))
+        return row
+
+
+def events_retry_unprocessed(*, limit: int | None = None) -> dict[str, int]:
+    """Retry failed events, oldest first, a bounded batch per call. Returns counts by outcome."""
+    limit = limit or loyalty_settings.EVENT_RETRY_BATCH_SIZE
+    ids = list(
+        InboxEvent.objects.filter(Q(status=Status.FAILED)).order_by("received_at", "id").values_list("id", flat=True)[
+            :limit
+        ]
+    )
+    counts: dict[str, int] = {}
+    for event in InboxEvent.objects.filter(id__in=ids).order_by("received_at", "id"):
+        status = event_retry(event=event).status
+        counts[status] = counts.get(status, 0) + 1
+    return counts

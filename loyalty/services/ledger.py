@@ -1,0 +1,227 @@
+"""The points ledger: the only code that writes ``PointsEntry`` rows and member balances.
+
+Invariants (checked by ``manage.py loyalty_check_ledger``):
+- ``member.balance == sum(entry.points)``;
+- ``sum(lot.remaining) == max(member.balance, 0)``: debits consume credit lots, and a
+  credit first pays back a negative balance.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import signals
+from ..exceptions import InsufficientPoints, InvalidAdjustment
+from ..models import Member, PointsEntry, Purchase
+
+Kind = PointsEntry.Kind
+CREDIT_KINDS = {Kind.EARN, Kind.BONUS, Kind.ADJUST}
+DEBIT_KINDS = {Kind.REDEEM, Kind.REVERSE, Kind.EXPIRE, Kind.ADJUST}
+
+
+def _existing(member: Member, key: str) -> PointsEntry | None:
+    return PointsEntry.objects.filter(program_id=member.program_id, idempotency_key=key).first()
+
+
+def _insert(entry: PointsEntry, *, guarded: bool) -> PointsEntry | None:
+    """Insert the row; with ``guarded``, a duplicate key returns ``None`` instead of raising.
+
+    Unguarded inserts are for callers that already hold a unique gate (the order-event
+    inbox row), which saves a savepoint on the checkout path.
+    """
+    if not guarded:
+        entry.save(force_insert=True)
+        return entry
+    try:
+        with transaction.atomic():
+            entry.save(force_insert=True)
+    except IntegrityError:
+        return None
+    return entry
+
+
+def _send_on_commit(signal, member: Member, entry: PointsEntry) -> None:
+    transaction.on_commit(lambda: signal.send(sender=Member, member=member, entry=entry))
+
+
+def _lock(member: Member) -> Member:
+    return Member.objects.select_for_update().select_related("program").get(pk=member.pk)
+
+
+def points_credit(
+    *,
+    member: Member,
+    points: int,
+    kind: str,
+    idempotency_key: str,
+    reference: str = "",
+    description: str = "",
+    purchase: Purchase | None = None,
+    created_by=None,
+    at: datetime | None = None,
+    locked: bool = False,
+    guarded: bool = True,
+) -> PointsEntry:
+    """Add a lot of ``points`` (> 0). Called twice with the same key, it credits once.
+
+    ``locked``: the caller already holds ``member`` with ``select_for_update`` and a current
+    balance (as order processing does), so no second lock is taken.
+    """
+    if kind not in CREDIT_KINDS:
+        raise ValueError(f"{kind!r} is not a credit kind")
+    if not isinstance(points, int) or points <= 0:
+        raise ValueError("a credit needs a positive whole number of points")
+    with transaction.atomic(savepoint=guarded):
+        if not locked:
+            member = _lock(member)
+        if guarded and (entry := _existing(member, idempotency_key)) is not None:
+            return entry
+        at = at or timezone.now()
+        lifetime = member.program.points_lifetime_days
+        entry = PointsEntry(
+            program_id=member.program_id,
+            member=member,
+            kind=kind,
+            points=points,
+            # A negative balance (points spent, then refunded) is paid back first.
+            remaining=max(0, min(points, points + member.balance)),
+            expires_at=at + timedelta(days=lifetime) if lifetime else None,
+            idempotency_key=idempotency_key,
+            reference=reference,
+            description=description,
+            purchase=purchase,
+            created_by=created_by,
+            created_at=at,
+        )
+        if _insert(entry, guarded=guarded) is None:
+            return _existing(member, idempotency_key)
+        Member.objects.filter(pk=member.pk).update(
+            balance=F("balance") + points, lifetime_points=F("lifetime_points") + points
+        )
+        member.balance += points
+        member.lifetime_points += points
+        _send_on_commit(signals.points_awarded, member, entry)
+        return entry
+
+
+def points_debit(
+    *,
+    member: Member,
+    points: int,
+    kind: str,
+    idempotency_key: str,
+    reference: str = "",
+    description: str = "",
+    purchase: Purchase | None = None,
+    created_by=None,
+    at: datetime | None = None,
+    allow_negative: bool = False,
+    prefer_lot: PointsEntry | None = None,
+    reduces_lifetime: bool = False,
+    locked: bool = False,
+    guarded: bool = True,
+) -> PointsEntry:
+    """Take ``points`` (> 0) from the member, consuming lots soonest-to-expire first.
+
+    ``prefer_lot`` is consumed first (a refund takes back the order's own points before
+    older ones). Without ``allow_negative`` a debit larger than the balance raises
+    :class:`InsufficientPoints` and writes nothing.
+    """
+    if kind not in DEBIT_KINDS:
+        raise ValueError(f"{kind!r} is not a debit kind")
+    if not isinstance(points, int) or points <= 0:
+        raise ValueError("a debit needs a positive whole number of points")
+    with transaction.atomic(savepoint=guarded):
+        if not locked:
+            member = _lock(member)
+        if guarded and (entry := _existing(member, idempotency_key)) is not None:
+            return entry
+        if points > member.balance and not allow_negative:
+            raise InsufficientPoints(
+                f"{member} has {member.balance} points, {points} were asked for.",
+                extra={"balance": member.balance, "requested": points},
+            )
+        _consume_lots(member, min(points, max(member.balance, 0)), prefer_lot)
+        entry = PointsEntry(
+            program_id=member.program_id,
+            member=member,
+            kind=kind,
+            points=-points,
+            remaining=0,
+            idempotency_key=idempotency_key,
+            reference=reference,
+            description=description,
+            purchase=purchase,
+            created_by=created_by,
+            created_at=at or timezone.now(),
+        )
+        if _insert(entry, guarded=guarded) is None:
+            # Lost a race with the same key: undo this attempt's lot updates.
+            transaction.set_rollback(True)
+            raise IntegrityError(f"points entry {idempotency_key!r} was written concurrently")
+        lifetime_delta = points if reduces_lifetime else 0
+        Member.objects.filter(pk=member.pk).update(
+            balance=F("balance") - points, lifetime_points=F("lifetime_points") - lifetime_delta
+        )
+        member.balance -= points
+        member.lifetime_points -= lifetime_delta
+        _send_on_commit(signals.points_debited, member, entry)
+        return entry
+
+
+def _consume_lots(member: Member, points: int, prefer_lot: PointsEntry | None) -> None:
+    """Lower ``remaining`` on the member's open lots by ``points`` in total (a per-member walk)."""
+    if points <= 0:
+        return
+    lots = list(PointsEntry.objects.filter(member=member).open_lots().only("id", "remaining"))
+    if prefer_lot is not None:
+        lots.sort(key=lambda lot: lot.pk != prefer_lot.pk)
+    for lot in lots:
+        take = min(lot.remaining, points)
+        PointsEntry.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
+        points -= take
+        if points == 0:
+            return
+    raise AssertionError(f"ledger of member {member.pk} has fewer open points than its balance")
+
+
+def adjust_points(
+    *,
+    member: Member,
+    points: int,
+    reason: str,
+    by=None,
+    idempotency_key: str | None = None,
+) -> PointsEntry:
+    """A staff correction: ``points`` may be positive or negative, ``reason`` is required.
+
+    A negative adjustment cannot take the balance below zero.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidAdjustment("Give a reason for the adjustment.")
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+        raise InvalidAdjustment("Points must be a whole number other than zero.")
+    if abs(points) > 10_000_000:
+        raise InvalidAdjustment("That is more points than one adjustment may move.")
+    key = idempotency_key or f"adjust:{member.pk}:{timezone.now().timestamp():.6f}:{points}"
+    common = {
+        "member": member,
+        "kind": Kind.ADJUST,
+        "idempotency_key": key,
+        "description": reason[:255],
+        "created_by": by if by is not None and getattr(by, "is_authenticated", False) else None,
+    }
+    if points > 0:
+        return points_credit(points=points, **common)
+    try:
+        return points_debit(points=-points, **common)
+    except InsufficientPoints as exc:
+        raise InsufficientPoints(
+            f"The balance is {exc.extra['balance']} points; an adjustment cannot take it below zero.",
+            extra=exc.extra,
+        ) from None

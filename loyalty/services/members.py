@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..adapters.base import OrderEvent
+from ..conf import loyalty_settings
+from ..exceptions import NoProgram
+from ..models import Member, Program
+
+
+def program_for_event(event: OrderEvent) -> Program:
+    """The programme an order event belongs to (see ``LOYALTY["DEFAULT_PROGRAM"]``)."""
+    slug = event.program or loyalty_settings.DEFAULT_PROGRAM
+    programs = Program.objects.filter(is_active=True)
+    if slug:
+        program = programs.filter(slug=slug).first()
+        if program is None:
+            raise NoProgram(f"No active programme with slug {slug!r}.")
+        if program.currency != event.currency:
+            raise NoProgram(
+                f"Programme {slug!r} counts {program.currency}, the order is in {event.currency}: no points."
+            )
+        return program
+    program = programs.filter(currency=event.currency).order_by("id").first()
+    if program is None:
+        raise NoProgram(f"No active programme for {event.currency}.")
+    return program
+
+
+def member_enroll(*, program: Program, user, at: datetime | None = None) -> tuple[Member, bool]:
+    """The user's membership of ``program``, created if needed. Safe to call twice or concurrently."""
+    member = Member.objects.filter(program=program, user=user).first()
+    if member is not None:
+        return member, False
+    try:
+        with transaction.atomic():
+            return Member.objects.create(program=program, user=user, joined_at=at or timezone.now()), True
+    except IntegrityError:
+        return Member.objects.get(program=program, user=user), False
+
+
+def member_for_order(*, program: Program, user_id, at: datetime) -> Member | None:
+    """Lock and return the buyer's membership, enrolling them on their first paid order.
+
+    ``None`` when the user no longer exists (the purchase is then kept as a guest's).
+    """
+    if user_id is None:
+        return None
+    member = Member.objects.select_for_update().filter(program=program, user_id=user_id).first()
+    if member is not None:
+        member.program = program
+        return member
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    member, _ = member_enroll(program=program, user=user, at=min(at, timezone.now()))
+    member = Member.objects.select_for_update().get(pk=member.pk)
+    member.program = program
+    return member

@@ -1,0 +1,11 @@
+"""Celery tasks: thin wrappers that take ids or nothing and call a service."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def retry_unprocessed_events() -> dict[str, int]:
+    """Beat task: retry order events whose processing failed (a bounded batch per run)."""
+    return services.events_retry_unprocessed()

