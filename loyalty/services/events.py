@@ -244,7 +244,7 @@ def event_retry(*, event: InboxEvent) -> InboxEvent:
                 _apply(order_event, row)
         except InvalidEvent as exc:
             row.status, row.last_error = Status.GAVE_UP, str(exc)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             logger.exception("Retry of order event %s failed.", row.event_key)
             row.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
             row.status = Status.GAVE_UP if row.attempts + 1 >= loyalty_settings.EVENT_MAX_ATTEMPTS else Status.FAILED

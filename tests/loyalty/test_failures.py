@@ -1,0 +1,125 @@
+"""A loyalty failure never breaks the shop: the event waits in the inbox and is retried."""
+
+import logging
+
+import pytest
+
+from loyalty.models import Member, OrderEvent, PointsEntry
+from loyalty.services import events as event_services
+from loyalty.services import events_retry_unprocessed
+from loyalty.tasks import retry_unprocessed_events
+from shop.models import Order
+from tests.factories import paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broken_processing(monkeypatch):
+    def explode(event, program):
+        raise RuntimeError("points service is down")
+
+    monkeypatch.setitem(event_services.__dict__, "_paid", explode)
+    return monkeypatch
+
+
+def test_a_failure_leaves_the_order_paid_and_the_event_stored(program, customer, broken_processing, caplog):
+    with caplog.at_level(logging.ERROR, logger="loyalty.events"):
+        order = paid_order(total="20.00", user=customer)
+
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    event = OrderEvent.objects.get(order_reference=order.number)
+    assert event.status == OrderEvent.Status.FAILED
+    assert event.processed_at is None
+    assert "points service is down" in event.last_error
+    assert event.payload["amount"] == "20.00"
+    assert not PointsEntry.objects.exists()
+    assert "stored for retry" in caplog.text
+
+
+def test_the_retry_task_processes_a_failed_event_later(program, customer, broken_processing):
+    order = paid_order(total="20.00", user=customer)
+    broken_processing.undo()
+
+    retry_unprocessed_events()
+
+    event = OrderEvent.objects.get(order_reference=order.number)
+    assert event.status == OrderEvent.Status.PROCESSED
+    assert event.attempts == 2
+    assert Member.objects.get(user=customer).balance == 20
+
+
+def test_retrying_twice_awards_once(program, customer, broken_processing):
+    order = paid_order(total="20.00", user=customer)
+    broken_processing.undo()
+
+    events_retry_unprocessed()
+    events_retry_unprocessed()
+    event_services.event_retry(event=OrderEvent.objects.get(order_reference=order.number))
+
+    assert Member.objects.get(user=customer).balance == 20
+    assert PointsEntry.objects.count() == 1
+
+
+def test_an_event_that_keeps_failing_is_given_up_after_the_configured_attempts(
+    program, customer, broken_processing, settings
+):
+    settings.LOYALTY = {**settings.LOYALTY, "EVENT_MAX_ATTEMPTS": 3}
+    order = paid_order(total="20.00", user=customer)
+
+    assert events_retry_unprocessed() == {"failed": 1}
+    assert events_retry_unprocessed() == {"gave_up": 1}
+    assert events_retry_unprocessed() == {}
+
+    event = OrderEvent.objects.get(order_reference=order.number)
+    assert (event.status, event.attempts) == (OrderEvent.Status.GAVE_UP, 3)
+
+
+def test_a_failure_sends_event_failed_on_commit(
+    program, customer, broken_processing, django_capture_on_commit_callbacks
+):
+    from loyalty.signals import event_failed
+
+    seen = []
+    event_failed.connect(lambda sender, event, error, **kw: seen.append((event.event_key, error)), weak=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = paid_order(total="20.00", user=customer)
+    assert seen == [(f"order:{order.number}:paid", "RuntimeError: points service is down")]
+
+
+def test_an_adapter_that_raises_does_not_break_checkout(program, customer, monkeypatch, caplog):
+    from config.loyalty_adapter import ShopAdapter
+
+    def broken(self, sender, order, **kwargs):
+        raise KeyError("total")
+
+    monkeypatch.setattr(ShopAdapter, "order_paid", broken)
+    from loyalty.receivers import connect_adapter
+
+    connect_adapter()
+    try:
+        with caplog.at_level(logging.ERROR, logger="loyalty.receivers"):
+            order = paid_order(total="20.00", user=customer)
+    finally:
+        monkeypatch.undo()
+        connect_adapter()
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    assert "loyalty adapter failed" in caplog.text
+
+
+def test_a_signal_with_missing_data_is_rejected_with_a_clear_log_line(program, customer, caplog):
+    from shop import signals
+
+    order = paid_order(total="20.00", user=customer)
+    order.paid_at = None  # e.g. a shop that forgot to set it
+    order.number = "X-1"
+    with caplog.at_level(logging.ERROR, logger="loyalty.receivers"):
+        signals.order_paid.send(sender=Order, order=order)
+
+    assert "occurred_at must be an aware datetime" in caplog.text
+    assert not OrderEvent.objects.filter(order_reference="X-1").exists()
+
+
+def test_retry_of_a_vanished_event_is_harmless(program):
+    ghost = OrderEvent(pk=987654)
+    assert event_services.event_retry(event=ghost) is ghost

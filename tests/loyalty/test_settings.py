@@ -1,0 +1,38 @@
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+
+from loyalty.conf import loyalty_settings
+
+
+def test_defaults_apply_and_settings_are_read_at_use(settings):
+    settings.LOYALTY = {}
+    assert loyalty_settings.ACCOUNT_HISTORY_SIZE == 20
+    settings.LOYALTY = {"ACCOUNT_HISTORY_SIZE": 5}
+    assert loyalty_settings.ACCOUNT_HISTORY_SIZE == 5
+
+
+def test_unknown_keys_are_rejected_with_the_known_ones_listed(settings):
+    settings.LOYALTY = {"ADAPTOR": "x.y"}
+    with pytest.raises(ImproperlyConfigured, match="Unknown key.*ADAPTOR.*Known keys: ACCOUNT_HISTORY_SIZE, ADAPTER"):
+        _ = loyalty_settings.ADAPTER
+
+
+def test_a_bad_adapter_path_is_a_clear_system_check_error(settings):
+    from loyalty.checks import check_settings
+
+    settings.LOYALTY = {"ADAPTER": "nowhere.Adapter"}
+    errors = check_settings()
+    assert [e.id for e in errors] == ["loyalty.E001"]
+    assert "cannot be imported" in errors[0].msg
+
+
+def test_no_adapter_is_a_warning(settings):
+    from loyalty.checks import check_settings
+
+    settings.LOYALTY = {}
+    assert [e.id for e in check_settings()] == ["loyalty.W001"]
+
+
+def test_the_demo_project_passes_its_system_checks():
+    call_command("check", "--fail-level", "WARNING")

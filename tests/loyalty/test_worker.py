@@ -1,0 +1,49 @@
+"""End to end through a real Celery worker and a real broker (Redis, or a bundled redis-server)."""
+
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from config.celery import app
+from loyalty.models import Member, OrderEvent
+from loyalty.services import events as event_services
+from loyalty.tasks import retry_unprocessed_events
+from tests.factories import paid_order
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+@pytest.fixture
+def celery_worker(broker_url):
+    previous = app.conf.broker_url
+    app.conf.broker_url = broker_url
+    app.conf.task_always_eager = False
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            yield app
+    finally:
+        app.conf.broker_url = previous
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_real_worker_retries_failed_events(program, customer, monkeypatch, celery_worker):
+    monkeypatch.setitem(event_services.__dict__, "_paid", lambda event, program: 1 / 0)
+    order = paid_order(total="33.00", user=customer)
+    assert OrderEvent.objects.get(order_reference=order.number).status == OrderEvent.Status.FAILED
+    monkeypatch.undo()
+
+    retry_unprocessed_events.delay()
+
+    assert wait_for(
+        lambda: OrderEvent.objects.filter(order_reference=order.number, status=OrderEvent.Status.PROCESSED).exists()
+    ), "the worker did not process the task"
+    assert Member.objects.get(user=customer).balance == 33
