@@ -11,8 +11,16 @@ def check_settings(app_configs=None, **kwargs):
 
     try:
         adapter = loyalty_settings.ADAPTER
+        processing = loyalty_settings.EVENT_PROCESSING
     except ImproperlyConfigured as exc:
         return [Error(str(exc), hint="See loyalty/conf.py for the known keys.", id="loyalty.E001")]
+    if processing not in ("inline", "deferred"):
+        return [
+            Error(
+                f'settings.LOYALTY["EVENT_PROCESSING"] = {processing!r}: use "inline" or "deferred".',
+                id="loyalty.E003",
+            )
+        ]
     if adapter is None:
         return [
             Warning(

@@ -8,6 +8,14 @@ Defaults, with what each key does:
 ``DEFAULT_PROGRAM`` (``None``)
     Slug of the programme that order events go to. ``None``: the active programme whose
     currency matches the event's (the oldest one if there are several).
+``EVENT_PROCESSING`` (``"inline"``)
+    ``"inline"``: an order event is applied at once, in a savepoint inside the shop's
+    transaction (points show on the very next page). ``"deferred"``: the shop's
+    transaction only gains the inbox row (one ``INSERT``); a Celery task applies it right
+    after commit (``retry_unprocessed_events`` catches any task that was lost). Choose
+    deferred when checkout latency matters more than points appearing instantly.
+``EVENT_PENDING_GRACE_SECONDS`` (``60``)
+    In deferred mode, a pending event older than this is picked up by the retry task.
 ``ENROLL_ON_SIGNUP`` (``True``)
     Listen to the user model's ``post_save`` and enrol new users in every active programme
     whose ``enroll_on_signup`` is set.
@@ -32,6 +40,8 @@ from django.utils.module_loading import import_string
 DEFAULTS: dict[str, Any] = {
     "ADAPTER": None,
     "DEFAULT_PROGRAM": None,
+    "EVENT_PROCESSING": "inline",
+    "EVENT_PENDING_GRACE_SECONDS": 60,
     "ENROLL_ON_SIGNUP": True,
     "EVENT_MAX_ATTEMPTS": 8,
     "EVENT_RETRY_BATCH_SIZE": 500,

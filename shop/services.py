@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,7 +21,20 @@ CENT = Decimal("0.01")
 
 
 def _new_order_number() -> str:
-    return f"{timezone.now():%y%m}-{secrets.token_hex(3).upper()}"
+    return f"{timezone.now():%y%m}-{secrets.token_hex(4).upper()}"
+
+
+def _save_with_unique_number(order: Order, attempts: int = 5) -> None:
+    """Random numbers do not leak order volume; on the rare clash, draw again."""
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                order.save(force_insert=True)
+            return
+        except IntegrityError:
+            if attempt == attempts - 1 or Order.objects.filter(number=order.number).count() == 0:
+                raise
+            order.number = _new_order_number()
 
 
 @transaction.atomic
@@ -63,7 +76,7 @@ def place_order(
         total=sum((line.line_total for line in lines), Decimal("0.00")).quantize(CENT),
         created_at=at or timezone.now(),
     )
-    order.save()
+    _save_with_unique_number(order)
     for line in lines:
         line.order = order
     OrderLine.objects.bulk_create(lines)
@@ -138,3 +151,16 @@ def refund_order(
     order.save(update_fields=["refunded_total", "status"])
     signals.order_refunded.send(sender=Order, order=order, refund=refund, amount=amount)
     return refund
+
+
+@transaction.atomic
+def cancel_pending_order(*, order: Order, at: datetime | None = None) -> Order:
+    """Cancel an order only while it still awaits payment: what a customer may do themselves.
+
+    The status is checked under the row lock, so an order paid a moment ago is not cancelled.
+    """
+    order = _locked(order)
+    if order.status not in (Order.Status.PENDING, Order.Status.CANCELLED):
+        raise OrderStateError(_("Order %(number)s can no longer be cancelled: it is %(status)s.")
+                              % {"number": order.number, "status": order.get_status_display().lower()})
+    return cancel_order(order=order, at=at)

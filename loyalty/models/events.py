@@ -10,6 +10,7 @@ class OrderEvent(models.Model):
     """
 
     class Status(models.TextChoices):
+        PENDING = "pending", _("Received, waiting for a worker")
         PROCESSED = "processed", _("Processed")
         FAILED = "failed", _("Failed, will retry")
         SKIPPED = "skipped", _("Skipped")
@@ -22,7 +23,7 @@ class OrderEvent(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     received_at = models.DateTimeField(_("received at"), db_index=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=1)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
 
     class Meta:
@@ -31,7 +32,9 @@ class OrderEvent(models.Model):
         verbose_name_plural = _("order events")
         indexes = [
             models.Index(
-                fields=["received_at"], condition=models.Q(status="failed"), name="loyalty_event_failed"
+                fields=["received_at"],
+                condition=models.Q(status__in=["failed", "pending"]),
+                name="loyalty_event_unprocessed",
             ),
         ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -21,10 +22,10 @@ from .. import signals
 from ..adapters.base import EventKind, OrderEvent
 from ..conf import loyalty_settings
 from ..exceptions import InvalidEvent, NoProgram
+from ..models import Member, PointsEntry, Program, Purchase
 from ..models import OrderEvent as InboxEvent
-from ..models import PointsEntry, Program, Purchase
 from .ledger import points_credit, points_debit
-from .members import member_for_order, program_for_event
+from .members import locked_member_for_event, member_for_order, program_for_event
 
 logger = logging.getLogger("loyalty.events")
 Status = InboxEvent.Status
@@ -37,7 +38,7 @@ class Skip(Exception):
 @dataclass(frozen=True)
 class EventResult:
     event: InboxEvent | None
-    created: bool
+    created: bool | None  # None: deferred, not known until the worker looks
 
     @property
     def status(self) -> str | None:
@@ -45,7 +46,12 @@ class EventResult:
 
 
 def record_order_event(event: OrderEvent) -> EventResult:
-    """Store the event once and apply it. Never raises for a loyalty failure."""
+    """Store the event once and apply it (now, or after commit by a worker: ``EVENT_PROCESSING``).
+
+    Never raises for a loyalty failure.
+    """
+    if loyalty_settings.EVENT_PROCESSING == "deferred":
+        return _record_deferred(event)
     now = timezone.now()
     row = InboxEvent(
         event_key=event.event_id,
@@ -55,6 +61,7 @@ def record_order_event(event: OrderEvent) -> EventResult:
         status=Status.PROCESSED,
         received_at=now,
         processed_at=now,
+        attempts=1,
     )
     try:
         with transaction.atomic():
@@ -90,9 +97,47 @@ class _Duplicate(Exception):
     pass
 
 
+def _record_deferred(event: OrderEvent) -> EventResult:
+    """One ``INSERT ... ON CONFLICT DO NOTHING`` in the shop's transaction; a task does the rest."""
+    row = InboxEvent(
+        event_key=event.event_id,
+        kind=event.kind,
+        order_reference=event.order_reference,
+        payload=event.to_payload(),
+        status=Status.PENDING,
+        received_at=timezone.now(),
+    )
+    InboxEvent.objects.bulk_create([row], ignore_conflicts=True)
+    transaction.on_commit(lambda: _enqueue(event.event_id))
+    return EventResult(row, None)
+
+
+def _enqueue(event_key: str) -> None:
+    from ..tasks import process_order_event
+
+    try:
+        process_order_event.delay(event_key)
+    except Exception:
+        logger.exception("Could not enqueue order event %s; the retry task will pick it up.", event_key)
+
+
+def event_process(*, event_key: str) -> InboxEvent | None:
+    """Apply a pending (or failed) event by key: what the worker runs in deferred mode."""
+    row = InboxEvent.objects.filter(event_key=event_key).first()
+    if row is None:
+        logger.warning("Order event %s no longer exists; nothing to do.", event_key)
+        return None
+    return event_retry(event=row)
+
+
 def _apply(event: OrderEvent, row: InboxEvent) -> None:
     """Apply the event; a :class:`Skip` is stored on ``row`` rather than raised."""
     try:
+        if event.kind == EventKind.PAID:
+            member = locked_member_for_event(event)
+            if member is not None:
+                _paid(event, member.program, member=member)
+                return
         program = program_for_event(event)
         handler = {EventKind.PAID: _paid, EventKind.REFUNDED: _refunded, EventKind.CANCELLED: _cancelled}
         handler[event.kind](event, program)
@@ -123,10 +168,11 @@ def _store_failure(row: InboxEvent, exc: Exception) -> InboxEvent | None:
 # --- the three kinds of events ------------------------------------------------------------
 
 
-def _paid(event: OrderEvent, program: Program) -> None:
+def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> None:
     # A second "paid" for the same order under another event id trips the unique constraint
     # on Purchase; ``record_order_event`` then stores it as skipped (see ``_store_failure``).
-    member = member_for_order(program=program, user_id=event.user_id, at=event.occurred_at)
+    if member is None:
+        member = member_for_order(program=program, user_id=event.user_id, at=event.occurred_at)
     purchase = Purchase.objects.create(
         program=program,
         member=member,
@@ -158,7 +204,7 @@ def _credit_earned(purchase: Purchase) -> PointsEntry:
 
 def _locked_purchase(event: OrderEvent, program: Program, missing: str) -> Purchase:
     purchase = (
-        Purchase.objects.select_for_update()
+        Purchase.objects.select_for_update(of=("self",))
         .select_related("member__program")
         .filter(program=program, order_reference=event.order_reference)
         .first()
@@ -231,7 +277,11 @@ def _reverse_to(purchase: Purchase, target: int, event: OrderEvent) -> None:
 
 
 def event_retry(*, event: InboxEvent) -> InboxEvent:
-    """Process a stored (failed or skipped) event again; returns it with its new status."""
+    """Process a stored event that is not processed yet; returns it with its new status.
+
+    Pending, failed, skipped and given-up events can all be (re)tried; a processed one is
+    returned untouched, so calling this twice never applies an event twice.
+    """
     with transaction.atomic():
         row = InboxEvent.objects.select_for_update().filter(pk=event.pk).first()
         if row is None or row.status == Status.PROCESSED:
@@ -258,13 +308,14 @@ def event_retry(*, event: InboxEvent) -> InboxEvent:
 
 
 def events_retry_unprocessed(*, limit: int | None = None) -> dict[str, int]:
-    """Retry failed events, oldest first, a bounded batch per call. Returns counts by outcome."""
+    """Retry failed events (and deferred ones whose task was lost), oldest first, a bounded batch.
+
+    Returns counts by outcome.
+    """
     limit = limit or loyalty_settings.EVENT_RETRY_BATCH_SIZE
-    ids = list(
-        InboxEvent.objects.filter(Q(status=Status.FAILED)).order_by("received_at", "id").values_list("id", flat=True)[
-            :limit
-        ]
-    )
+    stale = timezone.now() - timedelta(seconds=loyalty_settings.EVENT_PENDING_GRACE_SECONDS)
+    due = Q(status=Status.FAILED) | Q(status=Status.PENDING, received_at__lt=stale)
+    ids = list(InboxEvent.objects.filter(due).order_by("received_at", "id").values_list("id", flat=True)[:limit])
     counts: dict[str, int] = {}
     for event in InboxEvent.objects.filter(id__in=ids).order_by("received_at", "id"):
         status = event_retry(event=event).status

@@ -4,12 +4,38 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet, Subquery
 from django.utils import timezone
 
 from ..adapters.base import OrderEvent
 from ..conf import loyalty_settings
 from ..exceptions import NoProgram
 from ..models import Member, Program
+
+
+def _candidate_programs(event: OrderEvent) -> QuerySet[Program]:
+    slug = event.program or loyalty_settings.DEFAULT_PROGRAM
+    programs = Program.objects.filter(is_active=True)
+    if slug:
+        return programs.filter(slug=slug)
+    return programs.filter(currency=event.currency).order_by("id")
+
+
+def locked_member_for_event(event: OrderEvent) -> Member | None:
+    """The buyer's existing membership of the event's programme, locked, with its programme.
+
+    One query for the common case (a returning member); ``None`` sends the caller to
+    :func:`program_for_event` and :func:`member_for_order`.
+    """
+    if event.user_id is None:
+        return None
+    program_id = Subquery(_candidate_programs(event).values("id")[:1])
+    return (
+        Member.objects.select_for_update(of=("self",))
+        .select_related("program")
+        .filter(user_id=event.user_id, program_id=program_id, program__currency=event.currency)
+        .first()
+    )
 
 
 def program_for_event(event: OrderEvent) -> Program:

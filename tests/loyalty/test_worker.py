@@ -47,3 +47,12 @@ def test_a_real_worker_retries_failed_events(program, customer, monkeypatch, cel
         lambda: OrderEvent.objects.filter(order_reference=order.number, status=OrderEvent.Status.PROCESSED).exists()
     ), "the worker did not process the task"
     assert Member.objects.get(user=customer).balance == 33
+
+
+def test_deferred_events_are_applied_by_the_worker_after_commit(program, customer, settings, celery_worker):
+    settings.LOYALTY = {**settings.LOYALTY, "EVENT_PROCESSING": "deferred"}
+
+    order = paid_order(total="21.00", user=customer)
+
+    assert wait_for(lambda: Member.objects.filter(user=customer, balance=21).exists()), "not applied by the worker"
+    assert OrderEvent.objects.get(order_reference=order.number).status == OrderEvent.Status.PROCESSED
