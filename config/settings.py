@@ -107,6 +107,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
+    # Only does work with LOYALTY["EVENT_PROCESSING"] = "deferred".
+    "loyalty-process-pending-events": {
+        "task": "loyalty.tasks.process_pending_events",
+        "schedule": 10.0,
+    },
     "loyalty-retry-unprocessed-events": {
         "task": "loyalty.tasks.retry_unprocessed_events",
         "schedule": crontab(minute="*/5"),

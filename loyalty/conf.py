@@ -11,11 +11,13 @@ Defaults, with what each key does:
 ``EVENT_PROCESSING`` (``"inline"``)
     ``"inline"``: an order event is applied at once, in a savepoint inside the shop's
     transaction (points show on the very next page). ``"deferred"``: the shop's
-    transaction only gains the inbox row (one ``INSERT``); a Celery task applies it right
-    after commit (``retry_unprocessed_events`` catches any task that was lost). Choose
-    deferred when checkout latency matters more than points appearing instantly.
+    transaction only gains the inbox row (one ``INSERT``, no broker call); the beat task
+    ``loyalty.tasks.process_pending_events`` (schedule it every few seconds) applies new
+    events in batches. Choose deferred when checkout latency matters more than points
+    appearing on the very next page.
 ``EVENT_PENDING_GRACE_SECONDS`` (``60``)
-    In deferred mode, a pending event older than this is picked up by the retry task.
+    In deferred mode, ``retry_unprocessed_events`` also takes pending events older than
+    this: a safety net if ``process_pending_events`` is not scheduled.
 ``ENROLL_ON_SIGNUP`` (``True``)
     Listen to the user model's ``post_save`` and enrol new users in every active programme
     whose ``enroll_on_signup`` is set.

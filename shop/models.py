@@ -74,6 +74,9 @@ class Order(models.Model):
     def __str__(self) -> str:
         return f"#{self.number}"
 
+    def get_absolute_url(self) -> str:
+        return reverse("shop:order_detail", args=[self.number])
+
     @property
     def is_guest(self) -> bool:
         return self.user_id is None
@@ -81,9 +84,6 @@ class Order(models.Model):
     @property
     def refundable_amount(self) -> Decimal:
         return self.total - self.refunded_total
-
-    def get_absolute_url(self) -> str:
-        return reverse("shop:order_detail", args=[self.number])
 
 
 class OrderLine(models.Model):

@@ -1,13 +1,13 @@
 """Every write loyalty makes goes through these functions (receivers, views, admin, tasks)."""
 
-from .events import event_process, event_retry, events_retry_unprocessed, record_order_event
+from .events import event_retry, events_process_pending, events_retry_unprocessed, record_order_event
 from .ledger import adjust_points, points_credit, points_debit
 from .members import member_enroll, program_for_event
 
 __all__ = [
     "adjust_points",
-    "event_process",
     "event_retry",
+    "events_process_pending",
     "events_retry_unprocessed",
     "member_enroll",
     "points_credit",

@@ -98,7 +98,7 @@ class _Duplicate(Exception):
 
 
 def _record_deferred(event: OrderEvent) -> EventResult:
-    """One ``INSERT ... ON CONFLICT DO NOTHING`` in the shop's transaction; a task does the rest."""
+    """One ``INSERT ... ON CONFLICT DO NOTHING`` in the shop's transaction; a worker does the rest."""
     row = InboxEvent(
         event_key=event.event_id,
         kind=event.kind,
@@ -108,26 +108,7 @@ def _record_deferred(event: OrderEvent) -> EventResult:
         received_at=timezone.now(),
     )
     InboxEvent.objects.bulk_create([row], ignore_conflicts=True)
-    transaction.on_commit(lambda: _enqueue(event.event_id))
     return EventResult(row, None)
-
-
-def _enqueue(event_key: str) -> None:
-    from ..tasks import process_order_event
-
-    try:
-        process_order_event.delay(event_key)
-    except Exception:
-        logger.exception("Could not enqueue order event %s; the retry task will pick it up.", event_key)
-
-
-def event_process(*, event_key: str) -> InboxEvent | None:
-    """Apply a pending (or failed) event by key: what the worker runs in deferred mode."""
-    row = InboxEvent.objects.filter(event_key=event_key).first()
-    if row is None:
-        logger.warning("Order event %s no longer exists; nothing to do.", event_key)
-        return None
-    return event_retry(event=row)
 
 
 def _apply(event: OrderEvent, row: InboxEvent) -> None:
@@ -307,14 +288,23 @@ def event_retry(*, event: InboxEvent) -> InboxEvent:
         return row
 
 
+def events_process_pending(*, limit: int | None = None) -> dict[str, int]:
+    """Apply events recorded in deferred mode, oldest first, a bounded batch per call."""
+    return _process_batch(Q(status=Status.PENDING), limit)
+
+
 def events_retry_unprocessed(*, limit: int | None = None) -> dict[str, int]:
     """Retry failed events (and deferred ones whose task was lost), oldest first, a bounded batch.
 
     Returns counts by outcome.
     """
-    limit = limit or loyalty_settings.EVENT_RETRY_BATCH_SIZE
     stale = timezone.now() - timedelta(seconds=loyalty_settings.EVENT_PENDING_GRACE_SECONDS)
     due = Q(status=Status.FAILED) | Q(status=Status.PENDING, received_at__lt=stale)
+    return _process_batch(due, limit)
+
+
+def _process_batch(due: Q, limit: int | None) -> dict[str, int]:
+    limit = limit or loyalty_settings.EVENT_RETRY_BATCH_SIZE
     ids = list(InboxEvent.objects.filter(due).order_by("received_at", "id").values_list("id", flat=True)[:limit])
     counts: dict[str, int] = {}
     for event in InboxEvent.objects.filter(id__in=ids).order_by("received_at", "id"):

@@ -8,7 +8,7 @@ from celery.contrib.testing.worker import start_worker
 from config.celery import app
 from loyalty.models import Member, OrderEvent
 from loyalty.services import events as event_services
-from loyalty.tasks import retry_unprocessed_events
+from loyalty.tasks import process_pending_events, retry_unprocessed_events
 from tests.factories import paid_order
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -49,10 +49,12 @@ def test_a_real_worker_retries_failed_events(program, customer, monkeypatch, cel
     assert Member.objects.get(user=customer).balance == 33
 
 
-def test_deferred_events_are_applied_by_the_worker_after_commit(program, customer, settings, celery_worker):
+def test_deferred_events_are_applied_by_the_worker(program, customer, settings, celery_worker):
     settings.LOYALTY = {**settings.LOYALTY, "EVENT_PROCESSING": "deferred"}
 
     order = paid_order(total="21.00", user=customer)
+    assert OrderEvent.objects.get(order_reference=order.number).status == OrderEvent.Status.PENDING
+    process_pending_events.delay()  # what beat sends every few seconds
 
     assert wait_for(lambda: Member.objects.filter(user=customer, balance=21).exists()), "not applied by the worker"
     assert OrderEvent.objects.get(order_reference=order.number).status == OrderEvent.Status.PROCESSED
