@@ -20,8 +20,8 @@ from .models import Order, OrderLine, Product, Refund
 CENT = Decimal("0.01")
 
 
-def _new_order_number() -> str:
-    return f"{timezone.now():%y%m}-{secrets.token_hex(4).upper()}"
+def _new_order_number(at: datetime | None = None) -> str:
+    return f"{timezone.localtime(at or timezone.now()):%y%m}-{secrets.token_hex(4).upper()}"
 
 
 def _save_with_unique_number(order: Order, attempts: int = 5) -> None:
@@ -34,7 +34,7 @@ def _save_with_unique_number(order: Order, attempts: int = 5) -> None:
         except IntegrityError:
             if attempt == attempts - 1 or Order.objects.filter(number=order.number).count() == 0:
                 raise
-            order.number = _new_order_number()
+            order.number = _new_order_number(order.created_at)
 
 
 @transaction.atomic
@@ -69,7 +69,7 @@ def place_order(
         for pid, qty in quantities.items()
     ]
     order = Order(
-        number=_new_order_number(),
+        number=_new_order_number(at),
         user=user if user is not None and user.is_authenticated else None,
         email=email,
         currency=settings.SHOP_CURRENCY,
