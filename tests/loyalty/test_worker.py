@@ -1,6 +1,7 @@
 """End to end through a real Celery worker and a real broker (Redis, or a bundled redis-server)."""
 
 import time
+import uuid
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -16,14 +17,17 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 @pytest.fixture
 def celery_worker(broker_url):
-    previous = app.conf.broker_url
+    """A worker thread on a queue of its own, so parallel test processes sharing one Redis
+    never take each other's tasks."""
+    previous = app.conf.broker_url, app.conf.task_default_queue
     app.conf.broker_url = broker_url
-    app.conf.task_always_eager = False
+    app.conf.task_default_queue = f"tests-{uuid.uuid4().hex}"
+    app.amqp.queues = app.amqp.Queues(())  # rebuilt from task_default_queue
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield app
     finally:
-        app.conf.broker_url = previous
+        app.conf.broker_url, app.conf.task_default_queue = previous
 
 
 def wait_for(predicate, timeout: float = 20.0) -> bool:
