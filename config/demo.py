@@ -220,6 +220,7 @@ def prepare_database(*, seed: int) -> None:
     from django.core.management import call_command
 
     from loyalty.models import Program
+    from loyalty.services import points_expire_due
     from shop.demo_data import load_demo_data
 
     call_command("migrate", interactive=False, verbosity=1)
@@ -242,6 +243,11 @@ def prepare_database(*, seed: int) -> None:
         say("Created the loyalty programme Bottega Rewards.")
 
     load_demo_data(seed=seed, stdout=sys.stdout)
+    # Two years of history: lots older than the points lifetime lapse now, as the nightly
+    # beat task would have done had the shop been running all along.
+    expired = points_expire_due()
+    if expired:
+        say(f"Expired {expired} point lots older than the programme's lifetime.")
 
 
 def _http_get(url: str, *, server: Child, timeout: float = 60) -> int:

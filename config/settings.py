@@ -112,6 +112,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "loyalty.tasks.process_pending_events",
         "schedule": 10.0,
     },
+    "loyalty-expire-points": {
+        "task": "loyalty.tasks.expire_points",
+        "schedule": crontab(hour=3, minute=15),
+    },
     "loyalty-retry-unprocessed-events": {
         "task": "loyalty.tasks.retry_unprocessed_events",
         "schedule": crontab(minute="*/5"),

@@ -16,3 +16,9 @@ def retry_unprocessed_events() -> dict[str, int]:
 def process_pending_events() -> dict[str, int]:
     """Beat task (every few seconds) for ``EVENT_PROCESSING = "deferred"``: apply new events."""
     return services.events_process_pending()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def expire_points() -> int:
+    """Beat task (daily): expire lots whose lifetime has passed."""
+    return services.points_expire_due()
