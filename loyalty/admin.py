@@ -1,8 +1,16 @@
+import json
+
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -25,6 +33,19 @@ class ReadOnlyMixin:
         return False
 
 
+def _member_link(member: Member | None) -> str:
+    """A link to the member's change page (needs ``member__user`` selected)."""
+    if member is None:
+        return "–"
+    url = reverse("admin:loyalty_member_change", args=[quote(member.pk)])
+    return format_html('<a href="{}">{}</a>', url, member)
+
+
+def _adjustment_key(token: str, member: Member) -> str:
+    # The form's hidden token makes a resubmitted form (double click, browser back) a no-op.
+    return f"adjust:{token}:{member.pk}"
+
+
 @admin.register(Program)
 class ProgramAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "currency", "points_per_unit", "point_value", "points_lifetime_days", "is_active"]
@@ -38,9 +59,21 @@ class ProgramAdmin(admin.ModelAdmin):
     ]
 
 
+class LatestEntriesFormSet(BaseInlineFormSet):
+    """The member's newest entries only: a long ledger never makes the member page slow."""
+
+    limit = 50
+
+    def get_queryset(self):
+        if not hasattr(self, "_latest"):
+            self._latest = super().get_queryset()[: self.limit]
+        return self._latest
+
+
 class PointsEntryInline(ReadOnlyMixin, admin.TabularInline):
     model = PointsEntry
     fk_name = "member"
+    formset = LatestEntriesFormSet
     fields = ["created_at", "kind", "points", "remaining", "expires_at", "reference", "description", "created_by"]
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
@@ -50,43 +83,136 @@ class PointsEntryInline(ReadOnlyMixin, admin.TabularInline):
     verbose_name_plural = _("Latest points entries (the full ledger is under Points ledger)")
 
     def get_queryset(self, request):
-        # Bounded: the inline shows the newest 50 rows, whatever the ledger's length.
-        qs = super().get_queryset(request).select_related("created_by")
-        ids = list(qs.values_list("id", flat=True)[:50])
-        return qs.filter(id__in=ids)
+        return super().get_queryset(request).select_related("created_by")
 
 
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    list_display = ["user", "program", "balance", "lifetime_points", "joined_at", "marketing_consent"]
+    list_display = ["customer", "email", "program", "balance", "balance_value", "joined_at", "marketing_consent"]
     list_filter = ["program", "marketing_consent", ("joined_at", admin.DateFieldListFilter)]
     search_fields = ["user__email", "user__username", "user__first_name", "user__last_name"]
     list_select_related = ["user", "program"]
     date_hierarchy = "joined_at"
     autocomplete_fields = ["user"]
-    readonly_fields = ["balance", "lifetime_points"]
-    fields = ["program", "user", "balance", "lifetime_points", "joined_at", "marketing_consent", "consent_changed_at"]
+    readonly_fields = ["balance", "balance_value", "lifetime_points"]
+    fields = [
+        "program",
+        "user",
+        "balance",
+        "balance_value",
+        "lifetime_points",
+        "joined_at",
+        "marketing_consent",
+        "consent_changed_at",
+    ]
     inlines = [PointsEntryInline]
     actions = ["adjust_points"]
+
+    def get_queryset(self, request):
+        # The change page shows the balance's value, which needs the programme.
+        return super().get_queryset(request).select_related("user", "program")
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         return fields + ["program", "user"] if obj else fields
 
+    @admin.display(description=_("email"), ordering="user__email")
+    def email(self, obj: Member) -> str:
+        return obj.user.email
+
+    @admin.display(description=_("customer"), ordering="user__last_name")
+    def customer(self, obj: Member) -> str:
+        return obj.user.get_full_name() or obj.user.get_username()
+
+    @admin.display(description=_("balance value"))
+    def balance_value(self, obj: Member) -> str:
+        if obj.pk is None or obj.program_id is None:
+            return "–"
+        return f"{obj.balance_value} {obj.program.currency}"
+
+    # --- adjusting points -------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/adjust/",
+                self.admin_site.admin_view(self.adjust_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_adjust",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _adjust(self, request: HttpRequest, member: Member, form: AdjustPointsForm) -> PointsEntry:
+        return services.adjust_points(
+            member=member,
+            points=form.cleaned_data["points"],
+            reason=form.cleaned_data["reason"],
+            by=request.user,
+            idempotency_key=_adjustment_key(form.cleaned_data["token"], member),
+        )
+
+    def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Adjust one member's points from their change page (needs the change permission)."""
+        member = self.get_object(request, unquote(object_id))
+        if member is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        change_url = reverse("admin:loyalty_member_change", args=[quote(member.pk)], current_app=self.admin_site.name)
+        form = AdjustPointsForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            key = _adjustment_key(form.cleaned_data["token"], member)
+            if PointsEntry.objects.filter(program_id=member.program_id, idempotency_key=key).exists():
+                self.message_user(
+                    request, _("This adjustment had been applied already (the form was sent twice)."), messages.WARNING
+                )
+                return HttpResponseRedirect(change_url)
+            try:
+                entry = self._adjust(request, member, form)
+            except LoyaltyError as exc:
+                form.add_error(None, exc.message)
+            else:
+                member.refresh_from_db(fields=["balance", "lifetime_points"])
+                self.message_user(
+                    request,
+                    _("%(points)+d points for %(member)s (%(reason)s). The balance is now %(balance)d points.")
+                    % {
+                        "points": entry.points,
+                        "member": member,
+                        "reason": entry.description,
+                        "balance": member.balance,
+                    },
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(change_url)
+        return TemplateResponse(
+            request,
+            "admin/loyalty/member/adjust_points.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Adjust points of %(member)s") % {"member": member},
+                "opts": self.opts,
+                "original": member,
+                "form": form,
+                "change_url": change_url,
+            },
+        )
+
     @admin.action(description=_("Adjust points of selected members…"), permissions=["change"])
     def adjust_points(self, request: HttpRequest, queryset: QuerySet[Member]):
         form = AdjustPointsForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
+            members = list(queryset.select_related("user", "program"))
+            keys = {_adjustment_key(form.cleaned_data["token"], m): m for m in members}
+            already = set(
+                PointsEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True)
+            )
             done, refused = 0, []
-            for member in queryset.select_related("user", "program"):
+            for key, member in keys.items():
+                if key in already:
+                    continue
                 try:
-                    services.adjust_points(
-                        member=member,
-                        points=form.cleaned_data["points"],
-                        reason=form.cleaned_data["reason"],
-                        by=request.user,
-                        idempotency_key=f"adjust:{form.cleaned_data['token']}:{member.pk}",
-                    )
+                    self._adjust(request, member, form)
                     done += 1
                 except LoyaltyError as exc:
                     refused.append(f"{member}: {exc.message}")
@@ -95,6 +221,18 @@ class MemberAdmin(admin.ModelAdmin):
                     request,
                     ngettext("Adjusted the points of %d member.", "Adjusted the points of %d members.", done) % done,
                     messages.SUCCESS,
+                )
+            if already:
+                n = len(already)
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%d adjustment had been applied already (the form was sent twice); not repeated.",
+                        "%d adjustments had been applied already (the form was sent twice); not repeated.",
+                        n,
+                    )
+                    % n,
+                    messages.WARNING,
                 )
             for message in refused:
                 self.message_user(request, message, messages.ERROR)
@@ -116,19 +254,27 @@ class MemberAdmin(admin.ModelAdmin):
 
 @admin.register(PointsEntry)
 class PointsEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["created_at", "member", "kind", "points", "remaining", "expires_at", "reference", "created_by"]
+    list_display = ["created_at", "member_link", "kind", "points", "remaining", "expires_at", "details", "created_by"]
     list_filter = ["kind", "program", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["reference", "idempotency_key", "member__user__email", "member__user__username"]
     list_select_related = ["member__user", "created_by"]
     date_hierarchy = "created_at"
     show_full_result_count = False
 
+    @admin.display(description=_("member"), ordering="member__user__username")
+    def member_link(self, obj: PointsEntry) -> str:
+        return _member_link(obj.member)
+
+    @admin.display(description=_("reference / reason"))
+    def details(self, obj: PointsEntry) -> str:
+        return " · ".join(part for part in (obj.reference, obj.description) if part) or "–"
+
 
 @admin.register(Purchase)
 class PurchaseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "order_reference",
-        "member",
+        "member_link",
         "email",
         "amount",
         "refunded_amount",
@@ -144,14 +290,18 @@ class PurchaseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     date_hierarchy = "occurred_at"
     show_full_result_count = False
 
+    @admin.display(description=_("member"), ordering="member__user__username")
+    def member_link(self, obj: Purchase) -> str:
+        return _member_link(obj.member)
+
 
 @admin.register(OrderEvent)
 class OrderEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["event_key", "kind", "order_reference", "status", "attempts", "received_at", "processed_at"]
+    list_display = ["event_key", "kind", "order_reference", "status", "attempts", "received_at", "error_summary"]
     list_filter = ["status", "kind"]
     search_fields = ["event_key", "order_reference"]
     date_hierarchy = "received_at"
-    readonly_fields = [
+    fields = [
         "event_key",
         "kind",
         "order_reference",
@@ -159,17 +309,33 @@ class OrderEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "attempts",
         "received_at",
         "processed_at",
-        "last_error",
-        "payload",
+        "last_error_block",
+        "payload_block",
     ]
+    readonly_fields = fields
     actions = ["retry"]
     show_full_result_count = False
 
-    def has_change_permission(self, request, obj=None):
-        # Viewing needs "view"; the retry action needs "change" (it reprocesses, never edits).
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # Reprocessing is a change of state, never an edit: the change form stays read-only.
         return request.user.has_perm("loyalty.change_orderevent")
 
-    @admin.action(description=_("Retry selected events now"), permissions=["change"])
+    @admin.display(description=_("error"))
+    def error_summary(self, obj: OrderEvent) -> str:
+        return Truncator(obj.last_error).chars(80)
+
+    @admin.display(description=_("last error"))
+    def last_error_block(self, obj: OrderEvent) -> str:
+        if not obj.last_error:
+            return "–"
+        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', obj.last_error)
+
+    @admin.display(description=_("payload"))
+    def payload_block(self, obj: OrderEvent) -> str:
+        text = json.dumps(obj.payload, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html('<pre style="margin: 0">{}</pre>', text)
+
+    @admin.action(description=_("Retry selected events now"), permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[OrderEvent]):
         outcomes: dict[str, int] = {}
         for event in queryset.exclude(status=OrderEvent.Status.PROCESSED):
