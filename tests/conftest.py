@@ -40,3 +40,14 @@ def broker_url(tmp_path_factory):
     server = Redis(str(tmp_path_factory.mktemp("redis") / "broker.rdb"))
     yield f"redis+socket://{server.socket_file}"
     server.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """PBKDF2's deliberate slowness costs about a second per created login; tests don't need it."""
+    from django.conf import settings
+    from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    get_hashers.cache_clear()
+    get_hashers_by_algorithm.cache_clear()
