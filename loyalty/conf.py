@@ -24,8 +24,8 @@ Defaults, with what each key does:
 ``EVENT_MAX_ATTEMPTS`` (``8``)
     A failing order event is retried by ``retry_unprocessed_events`` this many times in
     all, then marked "gave up" for staff to look at.
-``EVENT_RETRY_BATCH_SIZE`` (``500``)
-    Events one run of ``retry_unprocessed_events`` takes on.
+``EVENT_BATCH_SIZE`` (``500``)
+    Events one run of ``retry_unprocessed_events`` or ``process_pending_events`` takes on.
 ``ACCOUNT_HISTORY_SIZE`` (``20``)
     Ledger rows the account panel shows, newest first.
 """
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_PENDING_GRACE_SECONDS": 60,
     "ENROLL_ON_SIGNUP": True,
     "EVENT_MAX_ATTEMPTS": 8,
-    "EVENT_RETRY_BATCH_SIZE": 500,
+    "EVENT_BATCH_SIZE": 500,
     "ACCOUNT_HISTORY_SIZE": 20,
 }
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models.signals import post_save
 
@@ -52,10 +53,21 @@ def make_receiver(factory: EventFactory):
 
 
 def connect_adapter(adapter: BaseAdapter | None = None) -> list[tuple[object, object]]:
-    """Connect (or reconnect) the adapter's signals; returns the (signal, receiver) pairs."""
+    """Connect (or reconnect) the adapter's signals; returns the (signal, receiver) pairs.
+
+    A misconfigured adapter is logged and left unconnected, so that ``manage.py check``
+    can report it (loyalty.E001/E002) instead of every command crashing at start-up.
+    """
     disconnect_adapter()
-    adapter = adapter or get_adapter()
+    try:
+        adapter = adapter or get_adapter()
+    except ImproperlyConfigured as exc:
+        logger.error("Loyalty is not connected to the shop: %s", exc)
+        return []
     if adapter is None:
+        return []
+    if not isinstance(adapter, BaseAdapter):
+        logger.error("Loyalty is not connected to the shop: %r is not a BaseAdapter.", adapter)
         return []
     for signal, factory in adapter.connections():
         receiver = make_receiver(factory)
@@ -71,7 +83,11 @@ def disconnect_adapter() -> None:
 
 
 def _enrol_new_user(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
-    if not created or raw or not loyalty_settings.ENROLL_ON_SIGNUP:
+    try:
+        enrol_on_signup = loyalty_settings.ENROLL_ON_SIGNUP
+    except ImproperlyConfigured:
+        return  # reported by the system checks
+    if not created or raw or not enrol_on_signup:
         return
     from .models import Program
     from .services import member_enroll

@@ -51,9 +51,10 @@ class OrderEvent:
         problems = []
         if self.kind not in EventKind.ALL:
             problems.append(f"kind must be one of {', '.join(EventKind.ALL)}, not {self.kind!r}")
-        if not self.event_id or len(self.event_id) > 200:
-            problems.append("event_id is required (at most 200 characters)")
-        if not self.order_reference or len(str(self.order_reference)) > 100:
+        if not isinstance(self.event_id, str) or not self.event_id or len(self.event_id) > 180:
+            # 180: ledger keys derived from it ("<event_id>:reverse") must fit in 200.
+            problems.append("event_id is required (at most 180 characters)")
+        if not isinstance(self.order_reference, str) or not self.order_reference or len(self.order_reference) > 100:
             problems.append("order_reference is required (at most 100 characters)")
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite() or self.amount < 0:
             problems.append(f"amount must be a Decimal >= 0, not {self.amount!r}")

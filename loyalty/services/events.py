@@ -74,23 +74,42 @@ def record_order_event(event: OrderEvent) -> EventResult:
     except _Duplicate:
         logger.info("Order event %s was already recorded; ignored.", event.event_id)
         return EventResult(InboxEvent.objects.filter(event_key=event.event_id).first(), False)
-    except Exception as exc:  # noqa: BLE001 - a loyalty failure must never break the shop
-        if isinstance(exc, IntegrityError) and _is_second_payment(event):
-            return EventResult(_store_skip(row, f"Order {event.order_reference} was recorded as paid already."), True)
-        return EventResult(_store_failure(row, exc), True)
+    except Exception as exc:  # a loyalty failure must never break the shop
+        if (reason := _second_payment(event, exc)) is not None:
+            return EventResult(_store_outside_savepoint(row, Status.SKIPPED, reason), True)
+        logger.exception("Order event %s failed; stored for retry.", row.event_key)
+        return EventResult(_store_outside_savepoint(row, Status.FAILED, _describe(exc)), True)
 
 
-def _is_second_payment(event: OrderEvent) -> bool:
-    return (
-        event.kind == EventKind.PAID
-        and Purchase.objects.filter(order_reference=event.order_reference, currency=event.currency).exists()
+def _second_payment(event: OrderEvent, exc: Exception) -> str | None:
+    """The reason to skip, when ``exc`` is a second "paid" for an order already recorded."""
+    if not isinstance(exc, IntegrityError) or event.kind != EventKind.PAID:
+        return None
+    try:
+        program = program_for_event(event)
+    except NoProgram:
+        return None
+    if Purchase.objects.filter(program=program, order_reference=event.order_reference).exists():
+        return f"Order {event.order_reference} was recorded as paid already."
+    return None
+
+
+def _describe(exc: Exception) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+
+
+def _send_event_failed(row: InboxEvent) -> None:
+    error = row.last_error
+    transaction.on_commit(
+        lambda: _send_robust(signals.event_failed, sender=InboxEvent, event=row, error=error)
     )
 
 
-def _store_skip(row: InboxEvent, reason: str) -> InboxEvent:
-    row.pk, row.status, row.last_error = None, Status.SKIPPED, reason
-    row.save(force_insert=True)
-    return row
+def _send_robust(signal, **kwargs) -> None:
+    """Receivers of loyalty's signals run after the shop committed: their errors are logged only."""
+    for receiver, result in signal.send_robust(**kwargs):
+        if isinstance(result, Exception):
+            logger.error("A receiver of a loyalty signal failed: %r", receiver, exc_info=result)
 
 
 class _Duplicate(Exception):
@@ -98,7 +117,10 @@ class _Duplicate(Exception):
 
 
 def _record_deferred(event: OrderEvent) -> EventResult:
-    """One ``INSERT ... ON CONFLICT DO NOTHING`` in the shop's transaction; a worker does the rest."""
+    """One ``INSERT ... ON CONFLICT DO NOTHING`` in the shop's transaction; a worker does the rest.
+
+    The savepoint around it keeps a broken loyalty schema from aborting the shop's transaction.
+    """
     row = InboxEvent(
         event_key=event.event_id,
         kind=event.kind,
@@ -107,7 +129,12 @@ def _record_deferred(event: OrderEvent) -> EventResult:
         status=Status.PENDING,
         received_at=timezone.now(),
     )
-    InboxEvent.objects.bulk_create([row], ignore_conflicts=True)
+    try:
+        with transaction.atomic():
+            InboxEvent.objects.bulk_create([row], ignore_conflicts=True)
+    except DatabaseError:
+        logger.exception("Order event %s could not be recorded; no points for it.", event.event_id)
+        return EventResult(None, None)
     return EventResult(row, None)
 
 
@@ -128,21 +155,19 @@ def _apply(event: OrderEvent, row: InboxEvent) -> None:
         InboxEvent.objects.filter(pk=row.pk).update(status=row.status, last_error=row.last_error)
 
 
-def _store_failure(row: InboxEvent, exc: Exception) -> InboxEvent | None:
-    """Keep the event (outside the rolled-back savepoint) for a retry; log, never raise."""
-    logger.exception("Order event %s failed; stored for retry.", row.event_key)
-    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
-    row.pk = None
-    row.status = Status.FAILED
-    row.processed_at = None
-    row.last_error = error
+def _store_outside_savepoint(row: InboxEvent, status: str, reason: str) -> InboxEvent | None:
+    """Keep the event after its savepoint was rolled back; never raises into the shop."""
+    row.pk, row.status, row.processed_at, row.last_error = None, status, None, reason
+    if status == Status.SKIPPED:
+        row.processed_at = timezone.now()
     try:
         with transaction.atomic():
             row.save(force_insert=True)
     except DatabaseError:
         logger.exception("Order event %s could not even be stored.", row.event_key)
         return None
-    transaction.on_commit(lambda: signals.event_failed.send(sender=InboxEvent, event=row, error=error))
+    if status == Status.FAILED:
+        _send_event_failed(row)
     return row
 
 
@@ -151,7 +176,7 @@ def _store_failure(row: InboxEvent, exc: Exception) -> InboxEvent | None:
 
 def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> None:
     # A second "paid" for the same order under another event id trips the unique constraint
-    # on Purchase; ``record_order_event`` then stores it as skipped (see ``_store_failure``).
+    # on Purchase; ``record_order_event`` then stores it as skipped (see ``_second_payment``).
     if member is None:
         member = member_for_order(program=program, user_id=event.user_id, at=event.occurred_at)
     purchase = Purchase.objects.create(
@@ -276,15 +301,18 @@ def event_retry(*, event: InboxEvent) -> InboxEvent:
         except InvalidEvent as exc:
             row.status, row.last_error = Status.GAVE_UP, str(exc)
         except Exception as exc:
-            logger.exception("Retry of order event %s failed.", row.event_key)
-            row.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
-            row.status = Status.GAVE_UP if row.attempts + 1 >= loyalty_settings.EVENT_MAX_ATTEMPTS else Status.FAILED
+            if (reason := _second_payment(order_event, exc)) is not None:
+                row.status, row.last_error = Status.SKIPPED, reason
+            else:
+                logger.exception("Processing of order event %s failed.", row.event_key)
+                row.last_error = _describe(exc)
+                last_try = row.attempts + 1 >= loyalty_settings.EVENT_MAX_ATTEMPTS
+                row.status = Status.GAVE_UP if last_try else Status.FAILED
         row.attempts += 1
         row.processed_at = timezone.now() if row.status in (Status.PROCESSED, Status.SKIPPED) else None
         row.save(update_fields=["status", "last_error", "attempts", "processed_at"])
-        if row.status == Status.GAVE_UP:
-            error = row.last_error
-            transaction.on_commit(lambda: signals.event_failed.send(sender=InboxEvent, event=row, error=error))
+        if row.status in (Status.FAILED, Status.GAVE_UP):
+            _send_event_failed(row)
         return row
 
 
@@ -304,7 +332,7 @@ def events_retry_unprocessed(*, limit: int | None = None) -> dict[str, int]:
 
 
 def _process_batch(due: Q, limit: int | None) -> dict[str, int]:
-    limit = limit or loyalty_settings.EVENT_RETRY_BATCH_SIZE
+    limit = limit or loyalty_settings.EVENT_BATCH_SIZE
     ids = list(InboxEvent.objects.filter(due).order_by("received_at", "id").values_list("id", flat=True)[:limit])
     counts: dict[str, int] = {}
     for event in InboxEvent.objects.filter(id__in=ids).order_by("received_at", "id"):

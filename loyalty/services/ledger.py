@@ -45,7 +45,9 @@ def _insert(entry: PointsEntry, *, guarded: bool) -> PointsEntry | None:
 
 
 def _send_on_commit(signal, member: Member, entry: PointsEntry) -> None:
-    transaction.on_commit(lambda: signal.send(sender=Member, member=member, entry=entry))
+    from .events import _send_robust
+
+    transaction.on_commit(lambda: _send_robust(signal, sender=Member, member=member, entry=entry))
 
 
 def _lock(member: Member) -> Member:

@@ -24,7 +24,7 @@ def test_recording_is_one_insert_and_the_beat_task_applies_it(deferred, program,
     event = order_event(reference="D-1", amount="40.00", user=customer)
     with CaptureQueriesContext(connection) as ctx:
         record_order_event(event)
-    assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["INSERT"]
+    assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["SAVEPOINT", "INSERT", "RELEASE"]
     assert OrderEvent.objects.get(event_key=event.event_id).status == OrderEvent.Status.PENDING
 
     assert process_pending_events() == {"processed": 1}

@@ -123,3 +123,75 @@ def test_a_signal_with_missing_data_is_rejected_with_a_clear_log_line(program, c
 def test_retry_of_a_vanished_event_is_harmless(program):
     ghost = OrderEvent(pk=987654)
     assert event_services.event_retry(event=ghost) is ghost
+
+
+@pytest.fixture
+def inbox_table_gone(db):
+    """A real broken deployment: the inbox table is missing (renamed inside the test's transaction)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE loyalty_orderevent RENAME TO loyalty_orderevent_elsewhere")
+
+
+@pytest.mark.parametrize("processing", ["inline", "deferred"])
+def test_a_broken_loyalty_schema_never_breaks_payment(
+    program, customer, settings, inbox_table_gone, processing, caplog
+):
+    settings.LOYALTY = {**settings.LOYALTY, "EVENT_PROCESSING": processing}
+    with caplog.at_level(logging.ERROR, logger="loyalty.events"):
+        order = paid_order(total="20.00", user=customer)
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    assert order.number in caplog.text
+
+
+def test_a_failing_receiver_of_a_loyalty_signal_does_not_reach_the_shop(
+    program, customer, django_capture_on_commit_callbacks, caplog
+):
+    from loyalty.signals import points_awarded
+
+    def broken(sender, **kwargs):
+        raise RuntimeError("newsletter service down")
+
+    points_awarded.connect(broken)
+    try:
+        with caplog.at_level(logging.ERROR, logger="loyalty.events"), django_capture_on_commit_callbacks(execute=True):
+            order = paid_order(total="20.00", user=customer)
+    finally:
+        points_awarded.disconnect(broken)
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    assert "receiver of a loyalty signal failed" in caplog.text
+
+
+def test_retrying_a_second_payment_event_skips_it_instead_of_failing(program, customer):
+    from loyalty.services import record_order_event
+    from tests.factories import order_event
+
+    record_order_event(order_event(reference="S-1", amount="20.00", user=customer, event_id="pay-1"))
+    second = record_order_event(order_event(reference="S-1", amount="20.00", user=customer, event_id="pay-2"))
+
+    retried = event_services.event_retry(event=second.event)
+
+    assert retried.status == OrderEvent.Status.SKIPPED
+    assert Member.objects.get(user=customer).balance == 20
+
+
+def test_an_event_id_too_long_for_derived_ledger_keys_is_rejected():
+    from loyalty.exceptions import InvalidEvent
+    from tests.factories import order_event
+
+    with pytest.raises(InvalidEvent, match="at most 180"):
+        order_event(event_id="x" * 181)
+
+
+def test_a_misconfigured_adapter_is_logged_and_left_for_the_system_check(settings, caplog):
+    from loyalty.receivers import connect_adapter
+
+    settings.LOYALTY = {"ADAPTER": "nowhere.Adapter"}
+    try:
+        with caplog.at_level(logging.ERROR, logger="loyalty.receivers"):
+            assert connect_adapter() == []
+        assert "not connected to the shop" in caplog.text
+    finally:
+        settings.LOYALTY = {"ADAPTER": "config.loyalty_adapter.ShopAdapter"}
+        connect_adapter()
