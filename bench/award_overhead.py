@@ -11,7 +11,7 @@ beat task applies it afterwards, as a worker would), two ways:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.award_overhead
 
-It creates and drops its own throwaway database (``test_<name>``) and runs with DEBUG off,
+It creates and drops its own throwaway database (``bench_award_overhead_<pid>``) and runs with DEBUG off,
 as production does. Targets: ratio <= 1.3, at most 8 added statements per order.
 """
 
@@ -41,8 +41,12 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
+
+    if connection.vendor != "sqlite":  # its own database, never the test suite's test_<name>
+        settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_award_overhead_{os.getpid()}"
 
     if connection.vendor != "postgresql":
         print("note: DATABASE_URL is not PostgreSQL; the figures below are for", connection.vendor)
