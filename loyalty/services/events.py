@@ -190,11 +190,16 @@ def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> 
         points_earned=program.points_for(event.amount) if member is not None else 0,
     )
     if purchase.points_earned:
-        _credit_earned(purchase)
+        earn_for_purchase(purchase=purchase, within_event=True)
 
 
-def _credit_earned(purchase: Purchase) -> PointsEntry:
-    """Credit ``purchase.points_earned`` to its (locked) member: ``floor(amount x rate)``."""
+def earn_for_purchase(*, purchase: Purchase, within_event: bool = False) -> PointsEntry:
+    """Credit ``purchase.points_earned`` (``floor(amount x rate)``) to the purchase's member.
+
+    Idempotent by the key ``purchase:<order>:earn``. ``within_event``: called while
+    processing the order event, which already holds the member's lock and a unique inbox
+    row, so neither a second lock nor a guarded insert is needed.
+    """
     return points_credit(
         member=purchase.member,
         points=purchase.points_earned,
@@ -203,8 +208,8 @@ def _credit_earned(purchase: Purchase) -> PointsEntry:
         reference=purchase.order_reference,
         purchase=purchase,
         at=purchase.occurred_at,
-        locked=True,
-        guarded=False,
+        locked=within_event,
+        guarded=not within_event,
     )
 
 

@@ -146,3 +146,16 @@ def test_loyalty_adds_a_small_constant_number_of_queries_per_paid_order(
     finally:
         connect_adapter()
     assert with_loyalty - without <= 8, [q["sql"] for q in ctx.captured_queries]
+
+
+def test_earn_for_purchase_called_again_credits_once(program, customer):
+    from loyalty.services import earn_for_purchase
+
+    order = paid_order(total="18.00", user=customer)
+    purchase = Purchase.objects.get(order_reference=order.number)
+
+    again = earn_for_purchase(purchase=purchase)
+
+    assert again.points == 18
+    assert Member.objects.get(user=customer).balance == 18
+    assert PointsEntry.objects.count() == 1

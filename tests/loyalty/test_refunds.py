@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from loyalty.models import Member, OrderEvent, PointsEntry, Program, Purchase
-from loyalty.services import adjust_points
+from loyalty.services import points_debit
 from shop import services as shop_services
 from shop.models import Order
 from tests.factories import paid_order, place_order
@@ -15,6 +15,10 @@ pytestmark = pytest.mark.django_db
 
 def balance(user) -> int:
     return Member.objects.get(user=user).balance
+
+
+def redeem(member, points: int) -> None:
+    points_debit(member=member, points=points, kind=PointsEntry.Kind.REDEEM, idempotency_key=f"voucher:{points}")
 
 
 def reversals(order) -> list[int]:
@@ -56,7 +60,7 @@ def test_a_partial_refund_takes_back_the_orders_own_points_first(program, custom
 def test_full_refund_after_redemption_may_go_negative_when_the_policy_allows(program, customer):
     order = paid_order(total="80.00", user=customer)
     member = Member.objects.get(user=customer)
-    adjust_points(member=member, points=-60, reason="Redeemed for a voucher")
+    redeem(member, 60)
 
     shop_services.refund_order(order=order)
 
@@ -69,7 +73,7 @@ def test_full_refund_after_redemption_stops_at_zero_when_the_policy_forgives(pro
     program.save()
     order = paid_order(total="80.00", user=customer)
     member = Member.objects.get(user=customer)
-    adjust_points(member=member, points=-60, reason="Redeemed for a voucher")
+    redeem(member, 60)
 
     shop_services.refund_order(order=order)
 
@@ -81,7 +85,7 @@ def test_full_refund_after_redemption_stops_at_zero_when_the_policy_forgives(pro
 
 def test_points_earned_while_negative_pay_back_the_debt_first(program, customer):
     order = paid_order(total="50.00", user=customer)
-    adjust_points(member=Member.objects.get(user=customer), points=-50, reason="Redeemed")
+    redeem(Member.objects.get(user=customer), 50)
     shop_services.refund_order(order=order)
     assert balance(customer) == -50
 
