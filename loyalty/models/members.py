@@ -7,14 +7,29 @@ class Member(models.Model):
     """A customer enrolled in a programme. ``balance`` caches the sum of the ledger."""
 
     program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="members")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="loyalty_memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="loyalty_memberships")
     balance = models.IntegerField(_("balance"), default=0, editable=False)
     lifetime_points = models.PositiveIntegerField(
         _("lifetime points"), default=0, editable=False, help_text=_("Points ever earned, net of reversals.")
     )
     joined_at = models.DateTimeField(_("joined at"), db_index=True)
+    pending_points = models.PositiveIntegerField(
+        _("pending points"), default=0, editable=False, help_text=_("Earned, not yet spendable (approval period).")
+    )
+    tier = models.ForeignKey(
+        "loyalty.Tier", null=True, blank=True, on_delete=models.SET_NULL, related_name="members", verbose_name=_("tier")
+    )
+    tier_since = models.DateTimeField(_("tier reached at"), null=True, blank=True)
+    referral_code = models.CharField(_("referral code"), max_length=16, unique=True, null=True, blank=True)
+    referred_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="referrals",
+        verbose_name=_("referred by"),
+    )
+    birth_date = models.DateField(_("birthday"), null=True, blank=True)
     marketing_consent = models.BooleanField(_("marketing emails allowed"), default=False)
     consent_changed_at = models.DateTimeField(_("consent changed at"), null=True, blank=True)
 

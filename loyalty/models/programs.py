@@ -49,6 +49,43 @@ class Program(models.Model):
         default=True,
         help_text=_("Otherwise a customer becomes a member with their first paid order."),
     )
+    class ExpiryPolicy(models.TextChoices):
+        PER_LOT = "per_lot", _("Each lot expires its lifetime after it was earned")
+        INACTIVITY = "inactivity", _("The whole balance expires after a period without purchases")
+        NEVER = "never", _("Points never expire")
+
+    expiry_policy = models.CharField(
+        _("expiry policy"), max_length=12, choices=ExpiryPolicy.choices, default=ExpiryPolicy.PER_LOT
+    )
+    inactivity_days = models.PositiveIntegerField(
+        _("inactivity period (days)"),
+        null=True,
+        blank=True,
+        help_text=_("With the inactivity policy: days without a purchase after which the balance expires."),
+    )
+    expiry_reminder_days = models.PositiveIntegerField(
+        _("remind before expiry (days)"),
+        default=14,
+        help_text=_("Members are emailed this many days before points expire. 0: no reminder."),
+    )
+    pending_days = models.PositiveIntegerField(
+        _("approval period (days)"),
+        default=0,
+        help_text=_(
+            "Points from a purchase stay pending this long (e.g. your return window) before they can be "
+            "spent. 0: immediately."
+        ),
+    )
+    tier_retention_days = models.PositiveIntegerField(
+        _("tier retention (days)"),
+        default=365,
+        help_text=_("A member keeps a tier at least this long after reaching it, even if they no longer qualify."),
+    )
+    refund_points_on_code_expiry = models.BooleanField(
+        _("refund points for expired reward codes"),
+        default=True,
+        help_text=_("When a reward code expires unused, give its points back."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
