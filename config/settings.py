@@ -112,6 +112,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "loyalty.tasks.process_pending_events",
         "schedule": 10.0,
     },
+    "loyalty-approve-pending-points": {
+        "task": "loyalty.tasks.approve_pending_points",
+        "schedule": crontab(minute=5),
+    },
     "loyalty-expire-points": {
         "task": "loyalty.tasks.expire_points",
         "schedule": crontab(hour=3, minute=15),

@@ -8,7 +8,7 @@ class LoyaltyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers system checks)
+        from . import checks, config_cache  # noqa: F401  (registers system checks and cache invalidation)
         from .receivers import connect_adapter, connect_enrolment
 
         connect_adapter()

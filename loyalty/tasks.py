@@ -22,3 +22,19 @@ def process_pending_events() -> dict[str, int]:
 def expire_points() -> int:
     """Beat task (daily): expire lots whose lifetime has passed."""
     return services.points_expire_due()
+
+
+@shared_task(acks_late=True, ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_member_email(member_id: int, template: str, context: dict) -> bool:
+    """Send one member email (see ``services.notifications``); SMTP hiccups are retried."""
+    from .services.notifications import send_member_email as send
+
+    return send(member_id=member_id, template=template, context=context)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def approve_pending_points() -> int:
+    """Beat task (hourly): pending points whose approval period is over become spendable."""
+    from .services.pending import pending_approve_due
+
+    return pending_approve_due()

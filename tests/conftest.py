@@ -51,3 +51,11 @@ def fast_password_hashing():
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     get_hashers.cache_clear()
     get_hashers_by_algorithm.cache_clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def in_memory_broker_by_default():
+    """Tasks queued by code under test go to an in-memory broker; the worker tests use a real one."""
+    from config.celery import app
+
+    app.conf.broker_url = "memory://"

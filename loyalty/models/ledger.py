@@ -37,6 +37,7 @@ class PointsEntry(models.Model):
     points = models.IntegerField(_("points"))
     remaining = models.PositiveIntegerField(_("unspent"), default=0)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    expiry_reminded_at = models.DateTimeField(_("expiry reminder sent"), null=True, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=200)
     reference = models.CharField(_("reference"), max_length=100, blank=True, db_index=True)
     description = models.CharField(_("description"), max_length=255, blank=True)

@@ -13,6 +13,8 @@ class Member(models.Model):
         _("lifetime points"), default=0, editable=False, help_text=_("Points ever earned, net of reversals.")
     )
     joined_at = models.DateTimeField(_("joined at"), db_index=True)
+    orders_count = models.PositiveIntegerField(_("paid orders"), default=0, editable=False)
+    last_purchase_at = models.DateTimeField(_("last purchase"), null=True, blank=True, editable=False)
     pending_points = models.PositiveIntegerField(
         _("pending points"), default=0, editable=False, help_text=_("Earned, not yet spendable (approval period).")
     )

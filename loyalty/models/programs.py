@@ -88,6 +88,11 @@ class Program(models.Model):
     )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    config_changed_at = models.DateTimeField(
+        _("configuration changed at"),
+        auto_now=True,
+        help_text=_("Bumped when the programme, its tiers or its rules change; keys the in-process cache."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -101,11 +106,11 @@ class Program(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def points_for(self, amount: Decimal) -> int:
-        """Points for spending ``amount``, rounded down (never negative)."""
-        if amount <= 0:
+    def points_for(self, amount: Decimal, multiplier: Decimal = Decimal("1")) -> int:
+        """Points for spending ``amount`` (times tier and campaign multipliers), rounded down once."""
+        if amount <= 0 or multiplier <= 0:
             return 0
-        return int((amount * self.points_per_unit).to_integral_value(rounding=ROUND_FLOOR))
+        return int((amount * self.points_per_unit * multiplier).to_integral_value(rounding=ROUND_FLOOR))
 
     def money_value(self, points: int) -> Decimal:
         return (Decimal(points) * self.point_value).quantize(Decimal("0.01"))

@@ -15,17 +15,22 @@ from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from .. import signals
 from ..adapters.base import EventKind, OrderEvent
 from ..conf import loyalty_settings
+from ..config_cache import program_config
 from ..exceptions import InvalidEvent, NoProgram
 from ..models import Member, PointsEntry, Program, Purchase
 from ..models import OrderEvent as InboxEvent
 from .ledger import points_credit, points_debit
 from .members import locked_member_for_event, member_for_order, program_for_event
+from .pending import pending_add, pending_reduce_to, pending_until
+from .rules import on_purchase_paid
+from .tiers import tier_evaluate, tier_multiplier
 
 logger = logging.getLogger("loyalty.events")
 Status = InboxEvent.Status
@@ -179,6 +184,11 @@ def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> 
     # on Purchase; ``record_order_event`` then stores it as skipped (see ``_second_payment``).
     if member is None:
         member = member_for_order(program=program, user_id=event.user_id, at=event.occurred_at)
+    points = 0
+    if member is not None:
+        member.program = program
+        campaign = program_config(program).campaign_multiplier(amount=event.amount, at=event.occurred_at)
+        points = program.points_for(event.amount, multiplier=tier_multiplier(member) * campaign)
     purchase = Purchase.objects.create(
         program=program,
         member=member,
@@ -187,13 +197,31 @@ def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> 
         amount=event.amount,
         currency=event.currency,
         occurred_at=event.occurred_at,
-        points_earned=program.points_for(event.amount) if member is not None else 0,
+        points_earned=points,
     )
-    if purchase.points_earned:
-        earn_for_purchase(purchase=purchase, within_event=True)
+    if member is None:
+        return
+    first = member.orders_count == 0
+    paid_at = Value(event.occurred_at)
+    activity = {
+        "orders_count": F("orders_count") + 1,
+        "last_purchase_at": Greatest(Coalesce(F("last_purchase_at"), paid_at), paid_at),
+    }
+    if points and pending_until(program, event.occurred_at) is not None:
+        pending_add(member=member, purchase=purchase, member_updates=activity)
+    elif points:
+        earn_for_purchase(purchase=purchase, within_event=True, member_updates=activity)
+    else:
+        Member.objects.filter(pk=member.pk).update(**activity)
+    member.orders_count += 1
+    on_purchase_paid(member=member, purchase=purchase, first=first)
+    if program_config(program).tiers:
+        tier_evaluate(member=member, at=event.occurred_at, upgrades_only=True)
 
 
-def earn_for_purchase(*, purchase: Purchase, within_event: bool = False) -> PointsEntry:
+def earn_for_purchase(
+    *, purchase: Purchase, within_event: bool = False, member_updates: dict | None = None, at=None
+) -> PointsEntry:
     """Credit ``purchase.points_earned`` (``floor(amount x rate)``) to the purchase's member.
 
     Idempotent by the key ``purchase:<order>:earn``. ``within_event``: called while
@@ -207,9 +235,10 @@ def earn_for_purchase(*, purchase: Purchase, within_event: bool = False) -> Poin
         idempotency_key=f"purchase:{purchase.order_reference}:earn",
         reference=purchase.order_reference,
         purchase=purchase,
-        at=purchase.occurred_at,
+        at=at or purchase.occurred_at,
         locked=within_event,
         guarded=not within_event,
+        member_updates=member_updates,
     )
 
 
@@ -255,6 +284,8 @@ def _pro_rata(purchase: Purchase) -> int:
 def _reverse_to(purchase: Purchase, target: int, event: OrderEvent) -> None:
     """Bring ``points_reversed`` up to ``target``, following the programme's negative-balance policy."""
     owed = target - purchase.points_reversed
+    if owed > 0 and purchase.member is not None and pending_reduce_to(purchase, purchase.points_earned - target):
+        owed = 0  # the points were still pending: cancelled there, no ledger entry needed
     if owed > 0 and purchase.member is not None:
         member = type(purchase.member).objects.select_for_update().select_related("program").get(pk=purchase.member_id)
         program = member.program

@@ -67,11 +67,13 @@ def points_credit(
     at: datetime | None = None,
     locked: bool = False,
     guarded: bool = True,
+    member_updates: dict | None = None,
 ) -> PointsEntry:
     """Add a lot of ``points`` (> 0). Called twice with the same key, it credits once.
 
     ``locked``: the caller already holds ``member`` with ``select_for_update`` and a current
-    balance (as order processing does), so no second lock is taken.
+    balance (as order processing does), so no second lock is taken. ``member_updates``:
+    more member columns to set in the same ``UPDATE`` (saves a statement on checkout).
     """
     if kind not in CREDIT_KINDS:
         raise ValueError(f"{kind!r} is not a credit kind")
@@ -102,7 +104,7 @@ def points_credit(
         if _insert(entry, guarded=guarded) is None:
             return _existing(member, idempotency_key)
         Member.objects.filter(pk=member.pk).update(
-            balance=F("balance") + points, lifetime_points=F("lifetime_points") + points
+            balance=F("balance") + points, lifetime_points=F("lifetime_points") + points, **(member_updates or {})
         )
         member.balance += points
         member.lifetime_points += points

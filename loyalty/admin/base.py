@@ -14,10 +14,10 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import services
-from .exceptions import LoyaltyError
-from .forms import AdjustPointsForm
-from .models import Member, OrderEvent, PointsEntry, Program, Purchase
+from .. import services
+from ..exceptions import LoyaltyError
+from ..forms import AdjustPointsForm
+from ..models import Member, OrderEvent, PointsEntry, Program, Purchase
 
 
 class ReadOnlyMixin:
