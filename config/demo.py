@@ -247,7 +247,7 @@ def prepare_database(*, seed: int) -> None:
     # beat task would have done had the shop been running all along.
     expired = points_expire_due()
     if expired:
-        say(f"Expired {expired} point lots older than the programme's lifetime.")
+        say(f"Expired the points older than the programme's lifetime of {expired} members.")
 
 
 def _http_get(url: str, *, server: Child, timeout: float = 60) -> int:

@@ -1,51 +1,139 @@
-"""Points expiry: each credit lot lapses at its ``expires_at``, exactly, by what is left of it."""
+"""Points expiry, by the programme's policy:
+
+- per lot: each credit lapses ``points_lifetime_days`` after it was earned, by exactly what is
+  left of it (debits consume the soonest-expiring lots first, so the due lots go first);
+- inactivity: the whole balance lapses ``inactivity_days`` after the member's last purchase;
+- never.
+
+Both daily tasks are set-based: one grouped query finds the members concerned, then each
+member gets one ``expire`` entry per run (idempotent by key: a rerun changes nothing).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
-from ..models import Member, PointsEntry
+from ..models import Member, PointsEntry, Program
 from .ledger import points_debit
+from .notifications import notify_on_commit
+
+Policy = Program.ExpiryPolicy
 
 
 def points_expire_due(*, now: datetime | None = None, batch_size: int = 1000) -> int:
-    """Expire every lot past its date, in batches; returns the number of lots expired.
-
-    The lots due are found with one indexed query per batch; each lot then gets its own
-    ``expire`` debit (idempotency key ``expire:<lot id>``), so a rerun never expires twice.
-    """
+    """Expire what is due under both policies; returns the number of members affected."""
     now = now or timezone.now()
+    return _expire_lots(now, batch_size) + _expire_inactive(now, batch_size)
+
+
+def _expire_lots(now: datetime, batch_size: int) -> int:
+    due = (
+        PointsEntry.objects.filter(
+            points__gt=0,
+            remaining__gt=0,
+            expires_at__lte=now,
+            program__expiry_policy=Policy.PER_LOT,
+        )
+        .values("member_id")
+        .annotate(last_lot=Max("id"))
+        .order_by("member_id")
+    )
     expired = 0
-    while True:
-        due = list(
-            PointsEntry.objects.filter(points__gt=0, remaining__gt=0, expires_at__lte=now)
-            .order_by("expires_at", "id")
-            .values_list("id", "member_id")[:batch_size]
-        )
-        for lot_id, member_id in due:
-            expired += _expire_lot(lot_id=lot_id, member_id=member_id, now=now)
-        if len(due) < batch_size:
-            return expired
+    for row in due.iterator(chunk_size=batch_size):
+        with transaction.atomic():
+            member = Member.objects.select_for_update().select_related("program").get(pk=row["member_id"])
+            lots = PointsEntry.objects.filter(member=member, points__gt=0, remaining__gt=0, expires_at__lte=now)
+            summary = lots.aggregate(points=Sum("remaining"), lots=Count("id"), oldest=Min("created_at"))
+            if not summary["points"]:
+                continue  # spent meanwhile
+            points_debit(
+                member=member,
+                points=summary["points"],
+                kind=PointsEntry.Kind.EXPIRE,
+                idempotency_key=f"expire:{member.pk}:lots-to:{row['last_lot']}",
+                description=_("%(lots)d lot(s) earned since %(date)s expired")
+                % {"lots": summary["lots"], "date": f"{timezone.localdate(summary['oldest']):%Y-%m-%d}"},
+                at=now,
+                locked=True,
+            )
+            expired += 1
+    return expired
 
 
-def _expire_lot(*, lot_id: int, member_id: int, now: datetime) -> int:
-    with transaction.atomic():
-        member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
-        lot = PointsEntry.objects.filter(pk=lot_id, remaining__gt=0).first()
-        if lot is None:  # spent meanwhile
-            return 0
-        points_debit(
-            member=member,
-            points=lot.remaining,
-            kind=PointsEntry.Kind.EXPIRE,
-            idempotency_key=f"expire:{lot.pk}",
-            reference=lot.reference,
-            description=f"Points from {timezone.localdate(lot.created_at):%Y-%m-%d} expired",
-            at=lot.expires_at,
-            prefer_lot=lot,
-            locked=True,
+def _expire_inactive(now: datetime, batch_size: int) -> int:
+    expired = 0
+    for program in Program.objects.filter(expiry_policy=Policy.INACTIVITY, inactivity_days__isnull=False):
+        cutoff = now - timedelta(days=program.inactivity_days)
+        members = (
+            Member.objects.filter(program=program, balance__gt=0)
+            .filter(Q(last_purchase_at__lte=cutoff) | Q(last_purchase_at__isnull=True, joined_at__lte=cutoff))
+            .values_list("id", flat=True)
+            .order_by("id")
         )
-        return 1
+        for member_id in members.iterator(chunk_size=batch_size):
+            with transaction.atomic():
+                member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
+                if member.balance <= 0:
+                    continue
+                since = member.last_purchase_at or member.joined_at
+                points_debit(
+                    member=member,
+                    points=member.balance,
+                    kind=PointsEntry.Kind.EXPIRE,
+                    idempotency_key=f"expire:{member.pk}:inactive-since:{since:%Y%m%d%H%M%S}",
+                    description=_("Balance expired after %(days)d days without a purchase")
+                    % {"days": program.inactivity_days},
+                    at=now,
+                    locked=True,
+                )
+                expired += 1
+    return expired
+
+
+def expiry_reminders_send(*, now: datetime | None = None, batch_size: int = 1000) -> int:
+    """Email members whose points expire within the programme's reminder period, once per lot."""
+    now = now or timezone.now()
+    reminded = 0
+    for program in Program.objects.filter(expiry_policy=Policy.PER_LOT, expiry_reminder_days__gt=0, is_active=True):
+        horizon = now + timedelta(days=program.expiry_reminder_days)
+        due = (
+            PointsEntry.objects.filter(
+                program=program,
+                points__gt=0,
+                remaining__gt=0,
+                expires_at__gt=now,
+                expires_at__lte=horizon,
+                expiry_reminded_at__isnull=True,
+            )
+            .values("member_id")
+            .annotate(points=Sum("remaining"), first_expiry=Min("expires_at"), last_lot=Max("id"))
+            .order_by("member_id")
+        )
+        for row in due.iterator(chunk_size=batch_size):
+            with transaction.atomic():
+                marked = PointsEntry.objects.filter(
+                    member_id=row["member_id"],
+                    id__lte=row["last_lot"],
+                    points__gt=0,
+                    remaining__gt=0,
+                    expires_at__lte=horizon,
+                    expiry_reminded_at__isnull=True,
+                ).update(expiry_reminded_at=now)
+                if not marked:
+                    continue  # another run took them
+                member = Member.objects.get(pk=row["member_id"])
+                notify_on_commit(
+                    member=member,
+                    template="points_expiring",
+                    context={"points": row["points"], "expires_on": f"{timezone.localdate(row['first_expiry'])}"},
+                )
+                reminded += 1
+    return reminded
+
+
+def _(text: str) -> str:  # descriptions are stored text, written in the shop's default language
+    return text

@@ -85,7 +85,8 @@ def points_credit(
         if guarded and (entry := _existing(member, idempotency_key)) is not None:
             return entry
         at = at or timezone.now()
-        lifetime = member.program.points_lifetime_days
+        per_lot = member.program.expiry_policy == member.program.ExpiryPolicy.PER_LOT
+        lifetime = member.program.points_lifetime_days if per_lot else None
         entry = PointsEntry(
             program_id=member.program_id,
             member=member,
