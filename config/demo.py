@@ -31,7 +31,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -215,12 +214,13 @@ def _free_port() -> int:
 
 
 def prepare_database(*, seed: int) -> None:
-    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
+    from config.demo_programme import create_demo_programme
     from loyalty.models import Program
     from loyalty.services import points_expire_due
+    from loyalty.services.tiers import tiers_recompute
     from shop.demo_data import load_demo_data
 
     call_command("migrate", interactive=False, verbosity=1)
@@ -232,19 +232,13 @@ def prepare_database(*, seed: int) -> None:
         say(f"Created the staff user {username} / {password}.")
 
     if not Program.objects.exists():
-        Program.objects.create(
-            name="Bottega Rewards",
-            slug="rewards",
-            currency=settings.SHOP_CURRENCY,
-            points_per_unit=Decimal("1"),
-            point_value=Decimal("0.01"),
-            points_lifetime_days=365,
-        )
-        say("Created the loyalty programme Bottega Rewards.")
+        create_demo_programme()
+        say("Created the loyalty programme Bottega Rewards (tiers, bonuses, rewards, a double-points weekend).")
 
     load_demo_data(seed=seed, stdout=sys.stdout)
     # Two years of history: lots older than the points lifetime lapse now, as the nightly
     # beat task would have done had the shop been running all along.
+    tiers_recompute()  # downgrades due after two years of history, as the nightly task would have done
     expired = points_expire_due()
     if expired:
         say(f"Expired the points older than the programme's lifetime of {expired} members.")
