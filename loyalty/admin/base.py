@@ -54,7 +54,12 @@ class ProgramAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = [
         (None, {"fields": ["name", "slug", "currency", "is_active"]}),
-        (_("Earning and value"), {"fields": ["points_per_unit", "point_value", "points_lifetime_days"]}),
+        (_("Earning and value"), {"fields": ["points_per_unit", "point_value", "pending_days"]}),
+        (
+            _("Expiry"),
+            {"fields": ["expiry_policy", "points_lifetime_days", "inactivity_days", "expiry_reminder_days"]},
+        ),
+        (_("Tiers and rewards"), {"fields": ["tier_retention_days", "refund_points_on_code_expiry"]}),
         (_("Policies"), {"fields": ["negative_balance_policy", "enroll_on_signup"]}),
     ]
 

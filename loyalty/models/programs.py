@@ -106,6 +106,14 @@ class Program(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.expiry_policy == self.ExpiryPolicy.PER_LOT and not self.points_lifetime_days:
+            raise ValidationError({"points_lifetime_days": _("Set a lifetime for the per-lot expiry policy.")})
+        if self.expiry_policy == self.ExpiryPolicy.INACTIVITY and not self.inactivity_days:
+            raise ValidationError({"inactivity_days": _("Set the inactivity period for this expiry policy.")})
+
     def points_for(self, amount: Decimal, multiplier: Decimal = Decimal("1")) -> int:
         """Points for spending ``amount`` (times tier and campaign multipliers), rounded down once."""
         if amount <= 0 or multiplier <= 0:

@@ -80,11 +80,14 @@ def _expire_inactive(now: datetime, batch_size: int) -> int:
                 if member.balance <= 0:
                     continue
                 since = member.last_purchase_at or member.joined_at
+                newest = PointsEntry.objects.filter(member=member).aggregate(newest=Max("id"))["newest"]
                 points_debit(
                     member=member,
                     points=member.balance,
                     kind=PointsEntry.Kind.EXPIRE,
-                    idempotency_key=f"expire:{member.pk}:inactive-since:{since:%Y%m%d%H%M%S}",
+                    # once per inactivity spell and ledger state: credits added later (say a
+                    # staff adjustment) expire on the next run, not with the next purchase
+                    idempotency_key=f"expire:{member.pk}:inactive-since:{since:%Y%m%d%H%M%S}:to:{newest}",
                     description=_("Balance expired after %(days)d days without a purchase")
                     % {"days": program.inactivity_days},
                     at=now,
