@@ -220,6 +220,7 @@ def prepare_database(*, seed: int) -> None:
     from config.demo_programme import create_demo_programme
     from loyalty.models import Program
     from loyalty.services import points_expire_due
+    from loyalty.services.rewards import redemptions_expire_due
     from loyalty.services.tiers import tiers_recompute
     from shop.demo_data import load_demo_data
 
@@ -239,6 +240,7 @@ def prepare_database(*, seed: int) -> None:
     # Two years of history: lots older than the points lifetime lapse now, as the nightly
     # beat task would have done had the shop been running all along.
     tiers_recompute()  # downgrades due after two years of history, as the nightly task would have done
+    redemptions_expire_due()  # vouchers issued long ago lapse (their points come back unused)
     expired = points_expire_due()
     if expired:
         say(f"Expired the points older than the programme's lifetime of {expired} members.")

@@ -124,6 +124,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "loyalty.tasks.retry_unprocessed_events",
         "schedule": crontab(minute="*/5"),
     },
+    "loyalty-recompute-tiers": {
+        "task": "loyalty.tasks.recompute_tiers",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "loyalty-award-birthday-bonuses": {
+        "task": "loyalty.tasks.award_birthday_bonuses",
+        "schedule": crontab(hour=6, minute=30),
+    },
+    "loyalty-expire-reward-codes": {
+        "task": "loyalty.tasks.expire_reward_codes",
+        "schedule": crontab(hour=3, minute=45),
+    },
 }
 
 # --- Loyalty ----------------------------------------------------------------------------

@@ -9,7 +9,8 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, config_cache  # noqa: F401  (registers system checks and cache invalidation)
-        from .receivers import connect_adapter, connect_enrolment
+        from .receivers import connect_adapter, connect_enrolment, connect_referrals
 
         connect_adapter()
         connect_enrolment()
+        connect_referrals()

@@ -26,6 +26,9 @@ Defaults, with what each key does:
     all, then marked "gave up" for staff to look at.
 ``EVENT_BATCH_SIZE`` (``500``)
     Events one run of ``retry_unprocessed_events`` or ``process_pending_events`` takes on.
+``BASE_TEMPLATE`` (``"base.html"``)
+    The shop's page layout that loyalty's own pages (reward confirmation) extend; it must
+    have a ``content`` block.
 ``ACCOUNT_HISTORY_SIZE`` (``20``)
     Ledger rows the account panel shows, newest first.
 """
@@ -48,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_MAX_ATTEMPTS": 8,
     "EVENT_BATCH_SIZE": 500,
     "ACCOUNT_HISTORY_SIZE": 20,
+    "BASE_TEMPLATE": "base.html",
 }
 
 IMPORT_STRINGS = {"ADAPTER"}

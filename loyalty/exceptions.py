@@ -32,3 +32,33 @@ class InsufficientPoints(LoyaltyError):
 
 class InvalidAdjustment(LoyaltyError):
     code = "invalid_adjustment"
+
+
+class RewardUnavailable(LoyaltyError):
+    """The reward cannot be redeemed now: switched off, outside its window, another programme."""
+
+    code = "reward_unavailable"
+
+
+class RewardOutOfStock(RewardUnavailable):
+    code = "reward_out_of_stock"
+
+
+class RedemptionLimitReached(LoyaltyError):
+    code = "redemption_limit_reached"
+
+
+class TierTooLow(LoyaltyError):
+    """The reward needs a higher tier than the member has."""
+
+    code = "tier_too_low"
+
+
+class DiscountNotIssued(LoyaltyError):
+    """The shop (through the adapter) could not create the discount code; nothing was debited."""
+
+    code = "discount_not_issued"
+
+
+class RedemptionNotCancellable(LoyaltyError):
+    code = "redemption_not_cancellable"

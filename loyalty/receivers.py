@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models.signals import post_save
@@ -101,3 +102,24 @@ def _enrol_new_user(sender, instance, created: bool, raw: bool = False, **kwargs
 
 def connect_enrolment() -> None:
     post_save.connect(_enrol_new_user, sender=get_user_model(), dispatch_uid="loyalty_enrol_new_user")
+
+
+def _record_referral(sender, request, user, **kwargs) -> None:
+    """A user signed in carrying a referral code (put in the session by ``views.referral``)."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return
+    from .services.referrals import SESSION_KEY, referral_record
+
+    code = session.pop(SESSION_KEY, None)
+    if not code:
+        return
+    try:
+        with transaction.atomic():
+            referral_record(code=code, user=user)
+    except Exception:  # a loyalty failure must never break signing in
+        logger.exception("Could not record the referral %r for user %s.", code, user.pk)
+
+
+def connect_referrals() -> None:
+    user_logged_in.connect(_record_referral, dispatch_uid="loyalty_record_referral")

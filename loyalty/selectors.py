@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from django.db.models import DecimalField, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .conf import loyalty_settings
-from .models import Member, PointsEntry, Purchase, Tier
+from .models import Member, PointsEntry, Purchase, Redemption, Reward, Tier
+
+
+@dataclass(frozen=True)
+class RewardOption:
+    reward: Reward
+    missing_points: int  # 0: affordable now
+    unavailable_because: str  # empty when the member may redeem it
+
+    @property
+    def redeemable(self) -> bool:
+        return not self.missing_points and not self.unavailable_because
 
 
 @dataclass(frozen=True)
 class MemberSummary:
     member: Member
     history: list[PointsEntry]
+    progress: TierProgress | None = None
+    rewards: list[RewardOption] = field(default_factory=list)
+    codes: list[Redemption] = field(default_factory=list)
 
     @property
     def program(self):
@@ -27,7 +42,11 @@ class MemberSummary:
 def memberships_for_user(user) -> QuerySet[Member]:
     if not getattr(user, "is_authenticated", False):
         return Member.objects.none()
-    return Member.objects.filter(user=user, program__is_active=True).select_related("program").order_by("program_id")
+    return (
+        Member.objects.filter(user=user, program__is_active=True)
+        .select_related("program", "tier")
+        .order_by("program_id")
+    )
 
 
 def points_history(member: Member, *, limit: int | None = None) -> list[PointsEntry]:
@@ -35,14 +54,50 @@ def points_history(member: Member, *, limit: int | None = None) -> list[PointsEn
     limit = limit or loyalty_settings.ACCOUNT_HISTORY_SIZE
     return list(
         PointsEntry.objects.filter(member=member)
-        .only("kind", "points", "reference", "description", "created_at", "expires_at")
+        .only("kind", "points", "reference", "description", "created_at", "expires_at", "purchase_id")
         .order_by("-created_at", "-id")[:limit]
     )
 
 
+def reward_options(member: Member, *, at: datetime | None = None) -> list[RewardOption]:
+    """The programme's rewards on offer now, each with what stands between the member and it (one query)."""
+    at = at or timezone.now()
+    rewards = (
+        Reward.objects.filter(program_id=member.program_id, is_active=True)
+        .filter(Q(active_from__isnull=True) | Q(active_from__lte=at))
+        .filter(Q(active_until__isnull=True) | Q(active_until__gt=at))
+        .exclude(stock=0)
+        .select_related("min_tier")
+        .order_by("points_cost", "name")
+    )
+    member_rank = member.tier.rank if member.tier_id and member.tier else 0
+    options = []
+    for reward in rewards:
+        reason = ""
+        if reward.min_tier_id and member_rank < reward.min_tier.rank:
+            reason = _("For %(tier)s members and above") % {"tier": reward.min_tier.name}
+        options.append(RewardOption(reward, max(reward.points_cost - max(member.balance, 0), 0), reason))
+    return options
+
+
+def member_codes(member: Member, *, limit: int = 10) -> list[Redemption]:
+    """The member's latest reward codes, newest first (one query)."""
+    codes = Redemption.objects.filter(member=member).select_related("reward").order_by("-created_at", "-id")
+    return list(codes[:limit])
+
+
 def account_summaries(user) -> list[MemberSummary]:
-    """What the account panel shows: one query for memberships, one per programme for history."""
-    return [MemberSummary(member, points_history(member)) for member in memberships_for_user(user)]
+    """What the account panel shows; a constant number of queries per programme."""
+    return [
+        MemberSummary(
+            member=member,
+            history=points_history(member),
+            progress=tier_progress(member),
+            rewards=reward_options(member),
+            codes=member_codes(member),
+        )
+        for member in memberships_for_user(user)
+    ]
 
 
 def _sum_of(field: str, **filters) -> Coalesce:

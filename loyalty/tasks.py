@@ -38,3 +38,27 @@ def approve_pending_points() -> int:
     from .services.pending import pending_approve_due
 
     return pending_approve_due()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def award_birthday_bonuses() -> int:
+    """Beat task (daily): birthday bonus rules pay members whose birthday is today, once a year."""
+    from .services.rules import birthday_bonuses_award
+
+    return birthday_bonuses_award()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def recompute_tiers() -> int:
+    """Beat task (daily): re-evaluate every member's tier (downgrades after the retention period)."""
+    from .services.tiers import tiers_recompute
+
+    return tiers_recompute()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def expire_reward_codes() -> int:
+    """Beat task (daily): settle reward codes past their expiry (used, or expired with points back)."""
+    from .services.rewards import redemptions_expire_due
+
+    return redemptions_expire_due()

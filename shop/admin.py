@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from . import services
 from .exceptions import ShopError
 from .forms import RefundForm
-from .models import Order, OrderLine, Product, Refund
+from .models import DiscountCode, Order, OrderLine, Product, Refund
 
 REFUNDABLE = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
 
@@ -113,13 +113,25 @@ class OrderAdmin(admin.ModelAdmin):
         "status",
         "currency",
         "total",
+        "discount_total",
+        "discount_code",
         "refunded_total",
         "created_at",
         "paid_at",
         "cancelled_at",
     ]
     fieldsets = [
-        (None, {"fields": ["number", "status", ("total", "refunded_total", "currency")]}),
+        (
+            None,
+            {
+                "fields": [
+                    "number",
+                    "status",
+                    ("total", "refunded_total", "currency"),
+                    ("discount_total", "discount_code"),
+                ]
+            },
+        ),
         (_("Customer"), {"fields": ["user", "email"]}),
         (_("Dates"), {"fields": ["created_at", "paid_at", "cancelled_at"]}),
     ]
@@ -286,3 +298,48 @@ class RefundAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(DiscountCode)
+class DiscountCodeAdmin(admin.ModelAdmin):
+    list_display = [
+        "code",
+        "kind",
+        "value",
+        "product",
+        "min_order_value",
+        "valid_until",
+        "is_active",
+        "used_at",
+        "order",
+    ]
+    list_filter = ["kind", "is_active", ("used_at", admin.EmptyFieldListFilter), "valid_until"]
+    search_fields = ["code", "description", "order__number", "order__email"]
+    list_select_related = ["order", "product"]
+    date_hierarchy = "created_at"
+    autocomplete_fields = ["product"]
+    readonly_fields = ["created_at", "used_at", "order"]
+    fieldsets = [
+        (None, {"fields": ["code", "kind", "value", "product", "description"]}),
+        (_("Conditions"), {"fields": ["min_order_value", "valid_until", "is_active"]}),
+        (_("Use"), {"fields": ["created_at", "used_at", "order"]}),
+    ]
+    actions = ["deactivate"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A code that was used is a record: only its switch may change.
+        if obj is not None and obj.used_at is not None:
+            return [f.name for f in self.opts.fields if f.name not in ("id", "is_active")]
+        return self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or obj.used_at is None)
+
+    @admin.action(description=_("Deactivate selected codes"), permissions=["change"])
+    def deactivate(self, request, queryset) -> None:
+        count = queryset.filter(is_active=True).update(is_active=False)
+        self.message_user(
+            request,
+            ngettext("%(count)d code was deactivated.", "%(count)d codes were deactivated.", count) % {"count": count},
+            messages.SUCCESS,
+        )

@@ -8,3 +8,7 @@ class OrderStateError(ShopError):
 
 class EmptyCart(ShopError):
     pass
+
+
+class InvalidDiscountCode(ShopError):
+    """The code cannot be used for this order; the message says why."""

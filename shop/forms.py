@@ -83,7 +83,20 @@ class UpdateCartForm(forms.Form):
         return cleaned
 
 
-class GuestCheckoutForm(forms.Form):
+class CheckoutForm(forms.Form):
+    """What every checkout asks: an optional discount code."""
+
+    discount_code = forms.CharField(
+        label=_("Discount code"),
+        max_length=64,
+        required=False,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+        ),
+    )
+
+
+class GuestCheckoutForm(CheckoutForm):
     email = forms.EmailField(
         label=_("Email address"),
         help_text=_("We send your receipt here. No account needed."),
@@ -94,9 +107,11 @@ class GuestCheckoutForm(forms.Form):
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 
+    field_order = ["email", "discount_code"]
 
-class ConfirmCheckoutForm(forms.Form):
-    """A signed-in customer only confirms; the order uses the account's email."""
+
+class ConfirmCheckoutForm(CheckoutForm):
+    """A signed-in customer only confirms (and may give a code); the order uses the account's email."""
 
 
 class RegisterForm(forms.Form):

@@ -11,11 +11,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from . import signals
-from .exceptions import EmptyCart, OrderStateError, ShopError
-from .models import Order, OrderLine, Product, Refund
+from .exceptions import EmptyCart, InvalidDiscountCode, OrderStateError, ShopError
+from .models import DiscountCode, Order, OrderLine, Product, Refund, normalise_code
 
 CENT = Decimal("0.01")
 
@@ -37,6 +38,54 @@ def _save_with_unique_number(order: Order, attempts: int = 5) -> None:
             order.number = _new_order_number(order.created_at)
 
 
+def _money(amount: Decimal) -> str:
+    from .templatetags.shop_tags import money
+
+    return money(amount)
+
+
+def discount_check(
+    *,
+    code: str,
+    quantities: Mapping[int, int],
+    prices: Mapping[int, Decimal],
+    at: datetime | None = None,
+    lock: bool = False,
+) -> tuple[DiscountCode, Decimal]:
+    """The discount code ``code`` and what it takes off these items, or :class:`InvalidDiscountCode`.
+
+    ``quantities`` and ``prices`` are keyed by product id. ``lock`` holds the code's row
+    until the transaction ends (checkout), so two orders cannot both use it.
+    """
+    normalised = normalise_code(code)
+    codes = DiscountCode.objects.select_related("product")
+    discount = (codes.select_for_update(of=("self",)) if lock else codes).filter(code=normalised).first()
+    shown = normalised or code
+    if discount is None or not discount.is_active:
+        raise InvalidDiscountCode(_("The discount code %(code)s is not valid. Please check it.") % {"code": shown})
+    if discount.used_at is not None:
+        raise InvalidDiscountCode(_("The discount code %(code)s has already been used.") % {"code": shown})
+    # Read the clock after the lock: a code expiring while we waited is expired.
+    now = at or timezone.now()
+    if discount.valid_until is not None and now >= discount.valid_until:
+        raise InvalidDiscountCode(
+            _("The discount code %(code)s expired on %(date)s.")
+            % {"code": shown, "date": date_format(timezone.localtime(discount.valid_until), "DATE_FORMAT")}
+        )
+    subtotal = sum((prices[pid] * qty for pid, qty in quantities.items()), Decimal("0.00"))
+    if discount.min_order_value is not None and subtotal < discount.min_order_value:
+        raise InvalidDiscountCode(
+            _("The discount code %(code)s needs an order of at least %(minimum)s; your order is %(subtotal)s.")
+            % {"code": shown, "minimum": _money(discount.min_order_value), "subtotal": _money(subtotal)}
+        )
+    if discount.kind == DiscountCode.Kind.FREE_PRODUCT and not quantities.get(discount.product_id):
+        raise InvalidDiscountCode(
+            _("The discount code %(code)s gives you one %(product)s free: please add it to your cart first.")
+            % {"code": shown, "product": discount.product.name}
+        )
+    return discount, discount.amount_off(subtotal, dict(quantities), dict(prices))
+
+
 @transaction.atomic
 def place_order(
     *,
@@ -44,10 +93,13 @@ def place_order(
     user: AbstractBaseUser | None = None,
     email: str = "",
     at: datetime | None = None,
+    discount_code: str = "",
 ) -> Order:
     """Create a pending order from ``{product_id: quantity}`` at today's prices.
 
     A guest order needs an email; a signed-in customer's order defaults to the account's.
+    ``discount_code`` (optional) is checked, taken off the total (never below zero) and
+    marked used by this order, once: a refused code raises :class:`InvalidDiscountCode`.
     """
     pairs = list(items.items() if isinstance(items, Mapping) else items)
     quantities = {int(pid): int(qty) for pid, qty in pairs if int(qty) > 0}
@@ -68,18 +120,36 @@ def place_order(
         OrderLine(product=products[pid], product_name=products[pid].name, unit_price=products[pid].price, quantity=qty)
         for pid, qty in quantities.items()
     ]
+    subtotal = sum((line.line_total for line in lines), Decimal("0.00")).quantize(CENT)
+    discount, discount_total = None, Decimal("0.00")
+    if normalise_code(discount_code):
+        prices = {pid: product.price for pid, product in products.items()}
+        discount, discount_total = discount_check(
+            code=discount_code, quantities=quantities, prices=prices, at=at, lock=True
+        )
     order = Order(
         number=_new_order_number(at),
         user=user if user is not None and user.is_authenticated else None,
         email=email,
         currency=settings.SHOP_CURRENCY,
-        total=sum((line.line_total for line in lines), Decimal("0.00")).quantize(CENT),
+        total=max(subtotal - discount_total, Decimal("0.00")),
+        discount_total=discount_total,
+        discount_code=discount.code if discount else "",
         created_at=at or timezone.now(),
     )
     _save_with_unique_number(order)
     for line in lines:
         line.order = order
     OrderLine.objects.bulk_create(lines)
+    if discount is not None:
+        # Conditional update: even without row locks (SQLite) a code is used by one order only.
+        used = DiscountCode.objects.filter(pk=discount.pk, used_at__isnull=True).update(
+            used_at=order.created_at, order=order
+        )
+        if used != 1:
+            raise InvalidDiscountCode(
+                _("The discount code %(code)s has already been used.") % {"code": discount.code}
+            )
     return order
 
 
@@ -116,6 +186,10 @@ def cancel_order(*, order: Order, at: datetime | None = None) -> Order:
     order.cancelled_at = at or timezone.now()
     order.save(update_fields=["status", "cancelled_at"])
     signals.order_cancelled.send(sender=Order, order=order, was_paid=was_paid)
+    if not was_paid:
+        # Nothing was bought with it: the customer may use the code again. (After the signal:
+        # receivers lock their own rows first, as they do when they look a code up.)
+        DiscountCode.objects.filter(order=order).update(used_at=None, order=None)
     return order
 
 

@@ -19,7 +19,7 @@ from django.views.generic import ListView
 from . import services
 from .access import get_order_for_request, remember_guest_order
 from .cart import Cart
-from .exceptions import ShopError
+from .exceptions import InvalidDiscountCode, ShopError
 from .forms import (
     AddToCartForm,
     ConfirmCheckoutForm,
@@ -123,6 +123,20 @@ def cart_update(request: HttpRequest) -> HttpResponse:
 # --- checkout and payment -------------------------------------------------------------
 
 
+def _discount_preview(cart: Cart, code: str) -> dict:
+    """What ``code`` would take off the cart, for the checkout page (nothing is reserved)."""
+    lines = [line for line in cart.lines() if line.product.is_active]
+    try:
+        discount, amount = services.discount_check(
+            code=code,
+            quantities={line.product.pk: line.quantity for line in lines},
+            prices={line.product.pk: line.product.price for line in lines},
+        )
+    except ShopError as error:
+        return {"discount_error": str(error)}
+    return {"discount": discount, "discount_amount": amount, "total_after_discount": cart.total - amount}
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
     cart = Cart(request)
@@ -134,10 +148,14 @@ def checkout(request: HttpRequest) -> HttpResponse:
     signed_in = request.user.is_authenticated
     needs_email = not signed_in or not request.user.email
     form_class = GuestCheckoutForm if needs_email else ConfirmCheckoutForm
-    form = form_class(request.POST if request.method == "POST" else None)
+    posted = request.method == "POST"
+    code = request.POST.get("discount_code", "").strip() if posted else ""
+    context = {"cart": cart, "needs_email": needs_email}
 
+    # "Apply" only shows what the code takes off; placing the order checks it again.
     # If the cart just changed, show it again instead of ordering something the customer did not see.
-    if request.method == "POST" and not cart_changed:
+    if posted and "apply_code" not in request.POST and not cart_changed:
+        form = form_class(request.POST)
         if not form.is_valid():
             messages.error(request, first_error(form))
         else:
@@ -146,7 +164,10 @@ def checkout(request: HttpRequest) -> HttpResponse:
                     items=cart.items(),
                     user=request.user if signed_in else None,
                     email=form.cleaned_data.get("email", ""),
+                    discount_code=form.cleaned_data["discount_code"],
                 )
+            except InvalidDiscountCode as error:
+                context["discount_error"] = str(error)
             except ShopError as error:
                 messages.error(request, str(error))
             else:
@@ -154,8 +175,14 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 if order.is_guest:
                     remember_guest_order(request, order)
                 return redirect("shop:order_pay", number=order.number)
+    else:
+        form = form_class(initial={"email": request.POST.get("email", ""), "discount_code": code} if posted else None)
+        if posted and "apply_code" in request.POST and not code:
+            context["discount_error"] = _("Please enter a discount code.")
 
-    return render(request, "shop/checkout.html", {"cart": cart, "form": form, "needs_email": needs_email})
+    if code and "discount_error" not in context:
+        context.update(_discount_preview(cart, code))
+    return render(request, "shop/checkout.html", {**context, "form": form})
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

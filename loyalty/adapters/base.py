@@ -102,3 +102,49 @@ class BaseAdapter:
 
     def connections(self) -> Iterable[tuple[Signal, EventFactory]]:
         raise NotImplementedError("An adapter must say which signals to connect.")
+
+    # --- rewards: discount codes in the shop ------------------------------------------
+
+    def issue_discount(self, *, redemption) -> str:
+        """Create a discount in the shop for ``redemption`` and return its code.
+
+        What to create is on ``redemption.reward`` (``kind``: fixed / percent /
+        free_shipping / free_product, ``value`` in the programme's currency or percent,
+        ``min_order_value``, ``product_reference``) and ``redemption.expires_at`` (the code
+        must stop working then). Called inside loyalty's transaction, after the points were
+        debited: raise to refuse, and the debit is rolled back. The code must be unique and
+        hard to guess (at most 64 characters).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot issue discount codes: implement "
+            "issue_discount(self, *, redemption) -> str to create a discount in your shop for a "
+            "loyalty reward and return its code."
+        )
+
+    def discount_status(self, *, code: str) -> str | None:
+        """Optional: ``DiscountStatus.USED`` or ``UNUSED`` for a code this adapter issued.
+
+        ``None`` (the default) means "unknown": an expired reward code then gives no points
+        back, since loyalty cannot tell that it was never used.
+        """
+        return None
+
+    def revoke_discount(self, *, code: str) -> bool:
+        """Optional: make the code unusable (staff cancelled the redemption).
+
+        Return ``True`` when the code can no longer be used and never was, ``False`` when it
+        had been used already (the redemption is then not cancelled). Without it, issued
+        redemptions cannot be cancelled (their points would be returned while the code
+        still works).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot revoke discount codes: implement "
+            "revoke_discount(self, *, code) -> bool to cancel issued rewards."
+        )
+
+
+class DiscountStatus:
+    """What :meth:`BaseAdapter.discount_status` answers."""
+
+    USED = "used"
+    UNUSED = "unused"

@@ -10,9 +10,15 @@ from .events import (
 from .expiry import points_expire_due
 from .ledger import adjust_points, points_credit, points_debit
 from .members import member_enroll, program_for_event
+from .referrals import referral_code_for
+from .rewards import redeem, redemption_cancel
+from .rules import award_for_action, birthday_bonuses_award, profile_completed
+from .tiers import tier_evaluate, tiers_recompute
 
 __all__ = [
     "adjust_points",
+    "award_for_action",
+    "birthday_bonuses_award",
     "earn_for_purchase",
     "event_retry",
     "events_process_pending",
@@ -21,6 +27,12 @@ __all__ = [
     "points_credit",
     "points_debit",
     "points_expire_due",
+    "profile_completed",
     "program_for_event",
     "record_order_event",
+    "redeem",
+    "redemption_cancel",
+    "referral_code_for",
+    "tier_evaluate",
+    "tiers_recompute",
 ]

@@ -11,6 +11,8 @@ from ..adapters.base import OrderEvent
 from ..conf import loyalty_settings
 from ..exceptions import NoProgram
 from ..models import Member, Program
+from .referrals import referral_code_generate
+from .rules import on_member_joined
 
 
 def _candidate_programs(event: OrderEvent) -> QuerySet[Program]:
@@ -58,15 +60,28 @@ def program_for_event(event: OrderEvent) -> Program:
 
 
 def member_enroll(*, program: Program, user, at: datetime | None = None) -> tuple[Member, bool]:
-    """The user's membership of ``program``, created if needed. Safe to call twice or concurrently."""
+    """The user's membership of ``program``, created if needed. Safe to call twice or concurrently.
+
+    A new member gets a referral code and the programme's sign-up bonus rules.
+    """
     member = Member.objects.filter(program=program, user=user).first()
     if member is not None:
         return member, False
-    try:
-        with transaction.atomic():
-            return Member.objects.create(program=program, user=user, joined_at=at or timezone.now()), True
-    except IntegrityError:
-        return Member.objects.get(program=program, user=user), False
+    joined_at = at or timezone.now()
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                member = Member.objects.create(
+                    program=program, user=user, joined_at=joined_at, referral_code=referral_code_generate()
+                )
+        except IntegrityError:
+            existing = Member.objects.filter(program=program, user=user).first()
+            if existing is not None:
+                return existing, False
+            continue  # the random referral code was taken: draw again
+        on_member_joined(member=member, at=joined_at)
+        return member, True
+    raise RuntimeError("could not find a free referral code")  # pragma: no cover
 
 
 def member_for_order(*, program: Program, user_id, at: datetime) -> Member | None:

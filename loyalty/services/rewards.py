@@ -1,16 +1,121 @@
-"""Rewards and redemption.
+"""Rewards and redemption: points become a discount code in the shop.
 
 CONTRACT (keep these signatures):
 - ``redeem(*, member, reward, idempotency_key=None, free=False, at=None) -> Redemption``:
   ``free=True`` issues without points (tier entry rewards), still idempotent by key.
 - ``redemptions_expire_due(*, now=None) -> int``: daily task.
+- ``redemption_cancel(*, redemption, by=None) -> Redemption``: staff; returns the points.
+
+Every refusal is a :class:`~loyalty.exceptions.LoyaltyError` with a stable ``code`` and
+writes nothing. The shop's code is issued through the adapter inside the transaction that
+debits the points, so a shop that cannot issue it leaves the balance untouched.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import uuid
+from datetime import datetime, timedelta
 
-from ..models import Member, Redemption, Reward
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from ..adapters.base import DiscountStatus
+from ..exceptions import (
+    DiscountNotIssued,
+    InsufficientPoints,
+    LoyaltyError,
+    RedemptionLimitReached,
+    RedemptionNotCancellable,
+    RewardOutOfStock,
+    RewardUnavailable,
+    TierTooLow,
+)
+from ..models import Member, PointsEntry, Redemption, Reward, Tier
+from .ledger import points_credit, points_debit
+from .notifications import notify_on_commit
+
+logger = logging.getLogger("loyalty.rewards")
+
+KEY_MAX_LENGTH = 190  # the ledger key "redeem:<key>" must fit in 200
+CODE_MAX_LENGTH = Redemption._meta.get_field("code").max_length
+# Redemptions that count against a per-member limit: an expired or cancelled code gave nothing.
+COUNTED_STATUSES = (Redemption.Status.ISSUED, Redemption.Status.USED)
+
+
+def _adapter():
+    from ..receivers import get_adapter
+
+    return get_adapter()
+
+
+def _check_available(*, member: Member, reward: Reward, at: datetime, free: bool) -> None:
+    """Raise the first reason ``member`` cannot have ``reward`` now (both rows are locked)."""
+    name = reward.name
+    if reward.program_id != member.program_id:
+        raise RewardUnavailable(
+            _("“%(reward)s” belongs to another programme.") % {"reward": name}, code="reward_other_program"
+        )
+    if not member.program.is_active:
+        raise RewardUnavailable(_("The programme %(program)s is closed.") % {"program": member.program})
+    if not reward.is_active:
+        raise RewardUnavailable(_("“%(reward)s” is not available any more.") % {"reward": name})
+    if reward.active_from is not None and at < reward.active_from:
+        raise RewardUnavailable(
+            _("“%(reward)s” is available from %(date)s.")
+            % {"reward": name, "date": timezone.localtime(reward.active_from).date().isoformat()},
+            extra={"active_from": reward.active_from.isoformat()},
+        )
+    if reward.active_until is not None and at >= reward.active_until:
+        raise RewardUnavailable(
+            _("“%(reward)s” was available until %(date)s.")
+            % {"reward": name, "date": timezone.localtime(reward.active_until).date().isoformat()},
+            extra={"active_until": reward.active_until.isoformat()},
+        )
+    if reward.stock is not None and reward.stock <= 0:
+        raise RewardOutOfStock(_("“%(reward)s” is sold out.") % {"reward": name})
+    if free:
+        return  # granted (a tier's entry reward): no limit, tier or balance applies
+    if reward.per_member_limit is not None:
+        taken = Redemption.objects.filter(member=member, reward=reward, status__in=COUNTED_STATUSES).count()
+        if taken >= reward.per_member_limit:
+            raise RedemptionLimitReached(
+                ngettext(
+                    "“%(reward)s” can be redeemed %(limit)d time per member, and you have redeemed it.",
+                    "“%(reward)s” can be redeemed %(limit)d times per member, "
+                    "and you have redeemed it %(taken)d times.",
+                    reward.per_member_limit,
+                )
+                % {"reward": name, "limit": reward.per_member_limit, "taken": taken},
+                extra={"limit": reward.per_member_limit, "redeemed": taken},
+            )
+    if reward.min_tier_id is not None:
+        needed = Tier.objects.only("name", "rank").get(pk=reward.min_tier_id)
+        rank = Tier.objects.filter(pk=member.tier_id).values_list("rank", flat=True).first() if member.tier_id else None
+        if rank is None or rank < needed.rank:
+            raise TierTooLow(
+                _("“%(reward)s” is for %(tier)s members and above.") % {"reward": name, "tier": needed.name},
+                extra={"min_tier": needed.name},
+            )
+    if reward.points_cost > member.balance:
+        raise InsufficientPoints(
+            _("“%(reward)s” costs %(cost)d points; you have %(balance)d.")
+            % {"reward": name, "cost": reward.points_cost, "balance": max(member.balance, 0)},
+            extra={"balance": member.balance, "requested": reward.points_cost},
+        )
+
+
+def _existing(member: Member, reward: Reward, key: str) -> Redemption | None:
+    found = Redemption.objects.filter(program_id=member.program_id, idempotency_key=key).first()
+    if found is not None and (found.member_id != member.pk or found.reward_id != reward.pk):
+        raise LoyaltyError(
+            "This idempotency key was used for another redemption; use one key per member and reward request.",
+            code="idempotency_key_conflict",
+        )
+    return found
 
 
 def redeem(
@@ -21,8 +126,210 @@ def redeem(
     free: bool = False,
     at: datetime | None = None,
 ) -> Redemption:
-    raise NotImplementedError
+    """Spend the reward's points and issue its discount code in the shop.
+
+    Pass ``idempotency_key`` (e.g. a token from the form the customer submitted): the same
+    key again returns the first redemption instead of spending twice. Without one, every
+    call redeems anew. ``free`` (a tier's entry reward) skips the points, the per-member
+    limit and the minimum tier, but not availability and stock.
+    """
+    key = idempotency_key or f"auto:{uuid.uuid4().hex}"
+    if len(key) > KEY_MAX_LENGTH:
+        raise ValueError(f"idempotency_key must be at most {KEY_MAX_LENGTH} characters")
+    at = at or timezone.now()
+    with transaction.atomic():
+        # Lock order: member, then reward (its stock). Every redemption takes them this way.
+        member = Member.objects.select_for_update().select_related("program").get(pk=member.pk)
+        if (found := _existing(member, reward, key)) is not None:
+            return found
+        reward = Reward.objects.select_for_update().get(pk=reward.pk)
+        _check_available(member=member, reward=reward, at=at, free=free)
+
+        entry = None
+        if not free:
+            entry = points_debit(
+                member=member,
+                points=reward.points_cost,
+                kind=PointsEntry.Kind.REDEEM,
+                idempotency_key=f"redeem:{key}",
+                reference=reward.name[:100],
+                description=f"Redeemed for “{reward.name}”"[:255],
+                at=at,
+                locked=True,
+            )
+        if reward.stock is not None:
+            Reward.objects.filter(pk=reward.pk).update(stock=F("stock") - 1)
+            reward.stock -= 1
+        redemption = Redemption(
+            program_id=member.program_id,
+            member=member,
+            reward=reward,
+            points=0 if free else reward.points_cost,
+            entry=entry,
+            idempotency_key=key,
+            status=Redemption.Status.ISSUED,
+            expires_at=at + timedelta(days=reward.code_valid_days),
+            created_at=at,
+        )
+        redemption.save(force_insert=True)
+
+        redemption.code = _issue_code(redemption)
+        redemption.save(update_fields=["code"])
+        notify_on_commit(
+            member=member,
+            template="reward_issued",
+            context={
+                "redemption_id": redemption.pk,
+                "reward": reward.name,
+                "code": redemption.code,
+                "expires_on": timezone.localdate(redemption.expires_at).isoformat(),
+            },
+        )
+        return redemption
 
 
-def redemptions_expire_due(*, now: datetime | None = None) -> int:
-    return 0
+def _issue_code(redemption: Redemption) -> str:
+    """Ask the shop for the code; any failure becomes :class:`DiscountNotIssued` (and rolls back)."""
+    adapter = _adapter()
+    if adapter is None:
+        raise DiscountNotIssued(
+            "No shop adapter is configured (LOYALTY['ADAPTER']), so no discount code can be issued."
+        )
+    try:
+        with transaction.atomic():  # a database error in the adapter must not poison our transaction
+            code = adapter.issue_discount(redemption=redemption)
+    except NotImplementedError as exc:
+        raise DiscountNotIssued(str(exc)) from exc
+    except Exception as exc:
+        logger.exception("The shop could not issue a discount code for redemption %s.", redemption.pk)
+        raise DiscountNotIssued(
+            _("The shop could not create your discount code right now; no points were taken. Please try again."),
+            extra={"error": f"{type(exc).__name__}: {exc}"},
+        ) from exc
+    if not isinstance(code, str) or not code.strip() or len(code) > CODE_MAX_LENGTH:
+        raise DiscountNotIssued(
+            f"The adapter's issue_discount() must return a code of 1 to {CODE_MAX_LENGTH} characters, not {code!r}."
+        )
+    return code.strip()
+
+
+# --- expiry and cancellation ----------------------------------------------------------------
+
+
+def _refund(redemption: Redemption, member: Member, *, description: str, by=None, at: datetime) -> PointsEntry | None:
+    """Give the redemption's points back, once (the key is shared by expiry and cancellation)."""
+    if not redemption.points:
+        return None
+    return points_credit(
+        member=member,
+        points=redemption.points,
+        kind=PointsEntry.Kind.ADJUST,
+        idempotency_key=f"redemption:{redemption.pk}:refund",
+        reference=redemption.reward.name[:100],
+        description=description,
+        created_by=by if by is not None and getattr(by, "is_authenticated", False) else None,
+        at=at,
+        locked=True,
+    )
+
+
+def _expire_one(*, redemption_id: int, member_id: int, adapter, now: datetime) -> str | None:
+    with transaction.atomic():
+        member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
+        redemption = (
+            Redemption.objects.select_for_update(of=("self",))
+            .select_related("reward")
+            .filter(pk=redemption_id, status=Redemption.Status.ISSUED)
+            .first()
+        )
+        if redemption is None:  # cancelled or handled meanwhile
+            return None
+        status = adapter.discount_status(code=redemption.code) if adapter is not None and redemption.code else None
+        if status == DiscountStatus.USED:
+            redemption.status, redemption.used_at = Redemption.Status.USED, redemption.used_at or now
+            redemption.save(update_fields=["status", "used_at"])
+            return "used"
+        redemption.status = Redemption.Status.EXPIRED
+        redemption.save(update_fields=["status"])
+        if status == DiscountStatus.UNUSED and member.program.refund_points_on_code_expiry:
+            _refund(
+                redemption,
+                member,
+                description="Reward code expired unused: points returned",
+                at=now,
+            )
+        elif status is None:
+            logger.info(
+                "Redemption %s expired; the shop does not know whether code %r was used, so no points are returned.",
+                redemption.pk,
+                redemption.code,
+            )
+        return "expired"
+
+
+def redemptions_expire_due(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Settle issued codes past their expiry: used ones become "used"; unused ones "expired".
+
+    An unused code's points come back when the programme says so
+    (``refund_points_on_code_expiry``) and the shop's adapter can tell that it was unused
+    (``discount_status``). Returns how many redemptions were settled; a rerun settles none.
+    """
+    now = now or timezone.now()
+    adapter = _adapter()
+    settled, last_id = 0, 0
+    while True:
+        due = list(
+            Redemption.objects.filter(status=Redemption.Status.ISSUED, expires_at__lte=now, pk__gt=last_id)
+            .order_by("pk")
+            .values_list("pk", "member_id")[:batch_size]
+        )
+        for redemption_id, member_id in due:
+            try:
+                if _expire_one(redemption_id=redemption_id, member_id=member_id, adapter=adapter, now=now):
+                    settled += 1
+            except Exception:  # one shop error must not stop the run; the next run tries again
+                logger.exception("Could not settle expired redemption %s.", redemption_id)
+        if len(due) < batch_size:
+            return settled
+        last_id = due[-1][0]
+
+
+def redemption_cancel(*, redemption: Redemption, by=None, at: datetime | None = None) -> Redemption:
+    """Staff cancel a redemption: the shop's code stops working and the points come back.
+
+    An expired code whose points were not returned can be cancelled too (its points then
+    come back). A used code cannot be cancelled. Cancelling twice changes nothing.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        member = Member.objects.select_for_update().select_related("program").get(pk=redemption.member_id)
+        redemption = (
+            Redemption.objects.select_for_update(of=("self",)).select_related("reward").get(pk=redemption.pk)
+        )
+        if redemption.status == Redemption.Status.CANCELLED:
+            return redemption
+        used = RedemptionNotCancellable(
+            _("The code %(code)s was used already; the redemption cannot be cancelled.") % {"code": redemption.code},
+            code="redemption_used",
+        )
+        if redemption.status == Redemption.Status.USED:
+            raise used
+        if redemption.status == Redemption.Status.ISSUED and redemption.code:
+            adapter = _adapter()
+            if adapter is None:
+                raise RedemptionNotCancellable(
+                    "No shop adapter is configured, so the code cannot be revoked.", code="discount_not_revocable"
+                )
+            try:
+                revoked = adapter.revoke_discount(code=redemption.code)
+            except NotImplementedError as exc:
+                raise RedemptionNotCancellable(
+                    f"{exc} Deactivate code {redemption.code} in the shop and adjust the points by hand.",
+                    code="discount_not_revocable",
+                ) from exc
+            if not revoked:
+                raise used  # the expiry task records it as used
+        redemption.status = Redemption.Status.CANCELLED
+        redemption.save(update_fields=["status"])
+        _refund(redemption, member, description="Reward cancelled by staff: points returned", by=by, at=at)
+        return redemption
