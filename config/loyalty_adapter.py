@@ -1,6 +1,6 @@
 """The demo shop's loyalty adapter: the example to copy into your own project.
 
-It is the only place that knows both sides: it listens to the shop's order signals and
+It is the only place that knows both sides: it listens to the shop's order signals,
 describes each one as a loyalty ``OrderEvent``, and it turns a redeemed loyalty reward into
 one of the shop's own ``DiscountCode`` rows. Twenty lines each for a typical shop.
 """

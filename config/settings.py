@@ -120,6 +120,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "loyalty.tasks.expire_points",
         "schedule": crontab(hour=3, minute=15),
     },
+    "loyalty-remind-expiring-points": {
+        "task": "loyalty.tasks.remind_expiring_points",
+        "schedule": crontab(hour=9, minute=0),
+    },
     "loyalty-retry-unprocessed-events": {
         "task": "loyalty.tasks.retry_unprocessed_events",
         "schedule": crontab(minute="*/5"),

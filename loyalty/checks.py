@@ -36,4 +36,14 @@ def check_settings(app_configs=None, **kwargs):
                 id="loyalty.E002",
             )
         ]
+    from . import receivers
+
+    if receivers.connection_error:
+        return [
+            Error(
+                f"The loyalty adapter could not be connected to the shop's signals: {receivers.connection_error}",
+                hint="Fix the adapter; until then no order events reach loyalty.",
+                id="loyalty.E004",
+            )
+        ]
     return []

@@ -18,6 +18,8 @@ from .exceptions import InvalidEvent
 logger = logging.getLogger("loyalty.receivers")
 
 _connected: list[tuple[object, object]] = []
+#: Why the adapter could not be connected at start-up, for the system check (loyalty.E004).
+connection_error = ""
 
 
 def get_adapter() -> BaseAdapter | None:
@@ -59,18 +61,21 @@ def connect_adapter(adapter: BaseAdapter | None = None) -> list[tuple[object, ob
     A misconfigured adapter is logged and left unconnected, so that ``manage.py check``
     can report it (loyalty.E001/E002) instead of every command crashing at start-up.
     """
+    global connection_error
     disconnect_adapter()
+    connection_error = ""
     try:
         adapter = adapter or get_adapter()
-    except ImproperlyConfigured as exc:
-        logger.error("Loyalty is not connected to the shop: %s", exc)
+        if adapter is None:
+            return []
+        if not isinstance(adapter, BaseAdapter):
+            raise ImproperlyConfigured(f"{adapter!r} is not a BaseAdapter.")
+        connections = list(adapter.connections())
+    except Exception as exc:
+        connection_error = f"{type(exc).__name__}: {exc}"
+        logger.exception("Loyalty is not connected to the shop: %s", connection_error)
         return []
-    if adapter is None:
-        return []
-    if not isinstance(adapter, BaseAdapter):
-        logger.error("Loyalty is not connected to the shop: %r is not a BaseAdapter.", adapter)
-        return []
-    for signal, factory in adapter.connections():
+    for signal, factory in connections:
         receiver = make_receiver(factory)
         signal.connect(receiver, weak=False)
         _connected.append((signal, receiver))
@@ -94,8 +99,11 @@ def _enrol_new_user(sender, instance, created: bool, raw: bool = False, **kwargs
     from .services import member_enroll
 
     def enrol() -> None:
-        for program in Program.objects.filter(is_active=True, enroll_on_signup=True):
-            member_enroll(program=program, user=instance)
+        try:
+            for program in Program.objects.filter(is_active=True, enroll_on_signup=True):
+                member_enroll(program=program, user=instance)
+        except Exception:  # a sign-up must never fail because of loyalty; enrolment retries at the first order
+            logger.exception("Could not enrol new user %s in the loyalty programmes.", instance.pk)
 
     transaction.on_commit(enrol)
 

@@ -20,7 +20,7 @@ def process_pending_events() -> dict[str, int]:
 
 @shared_task(acks_late=True, ignore_result=True)
 def expire_points() -> int:
-    """Beat task (daily): expire lots whose lifetime has passed."""
+    """Beat task (daily): expire points by each programme's policy (lots past their date, inactive balances)."""
     return services.points_expire_due()
 
 
@@ -62,3 +62,11 @@ def expire_reward_codes() -> int:
     from .services.rewards import redemptions_expire_due
 
     return redemptions_expire_due()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def remind_expiring_points() -> int:
+    """Beat task (daily): email members whose points expire soon, once per lot."""
+    from .services.expiry import expiry_reminders_send
+
+    return expiry_reminders_send()

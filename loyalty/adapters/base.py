@@ -7,6 +7,7 @@ signal into a plain :class:`OrderEvent`. Loyalty never imports the shop.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -62,6 +63,12 @@ class OrderEvent:
             problems.append(f"currency must be a 3-letter code, not {self.currency!r}")
         if not isinstance(self.occurred_at, datetime) or self.occurred_at.tzinfo is None:
             problems.append("occurred_at must be an aware datetime")
+        if not isinstance(self.email, str) or len(self.email) > 254:
+            problems.append(f"email must be a string (at most 254 characters), not {self.email!r}")
+        if self.program is not None and not isinstance(self.program, str):
+            problems.append(f"program must be a programme slug or None, not {self.program!r}")
+        if self.user_id is not None and not isinstance(self.user_id, (int, str, uuid.UUID)):
+            problems.append(f"user_id must be the user's primary key (int, str or UUID), not {self.user_id!r}")
         if self.kind == EventKind.PAID and self.user_id is None and not self.email:
             problems.append("a paid event needs a user_id or a guest email")
         if problems:

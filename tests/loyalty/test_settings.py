@@ -36,3 +36,42 @@ def test_no_adapter_is_a_warning(settings):
 
 def test_the_demo_project_passes_its_system_checks():
     call_command("check", "--fail-level", "WARNING")
+
+
+def test_an_adapter_that_fails_to_connect_is_a_system_check_error(settings):
+    from loyalty.adapters.base import BaseAdapter
+    from loyalty.checks import check_settings
+    from loyalty.receivers import connect_adapter
+
+    class Broken(BaseAdapter):
+        def connections(self):
+            raise RuntimeError("shop signals moved")
+
+    try:
+        assert connect_adapter(Broken()) == []
+        errors = check_settings()
+        assert [e.id for e in errors] == ["loyalty.E004"]
+        assert "shop signals moved" in errors[0].msg
+    finally:
+        connect_adapter()
+    assert check_settings() == []
+
+
+def test_an_event_with_a_non_string_email_is_rejected_before_it_reaches_the_database():
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from loyalty.adapters.base import OrderEvent
+    from loyalty.exceptions import InvalidEvent
+
+    with pytest.raises(InvalidEvent, match="email must be a string"):
+        OrderEvent(
+            kind="paid",
+            event_id="e1",
+            order_reference="R1",
+            amount=Decimal("1"),
+            currency="EUR",
+            occurred_at=timezone.now(),
+            email=object(),
+        )
