@@ -68,8 +68,12 @@ def points_credit(
     locked: bool = False,
     guarded: bool = True,
     member_updates: dict | None = None,
+    earned: bool = True,
 ) -> PointsEntry:
     """Add a lot of ``points`` (> 0). Called twice with the same key, it credits once.
+
+    ``earned=False`` for points given back (an unused reward code): they are spendable
+    again but do not count as points ever earned (``lifetime_points``).
 
     ``locked``: the caller already holds ``member`` with ``select_for_update`` and a current
     balance (as order processing does), so no second lock is taken. ``member_updates``:
@@ -105,10 +109,12 @@ def points_credit(
         if _insert(entry, guarded=guarded) is None:
             return _existing(member, idempotency_key)
         Member.objects.filter(pk=member.pk).update(
-            balance=F("balance") + points, lifetime_points=F("lifetime_points") + points, **(member_updates or {})
+            balance=F("balance") + points,
+            lifetime_points=F("lifetime_points") + (points if earned else 0),
+            **(member_updates or {}),
         )
         member.balance += points
-        member.lifetime_points += points
+        member.lifetime_points += points if earned else 0
         _send_on_commit(signals.points_awarded, member, entry)
         return entry
 

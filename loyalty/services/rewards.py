@@ -225,6 +225,7 @@ def _refund(redemption: Redemption, member: Member, *, description: str, by=None
         points=redemption.points,
         kind=PointsEntry.Kind.ADJUST,
         idempotency_key=f"redemption:{redemption.pk}:refund",
+        earned=False,
         reference=redemption.reward.name[:100],
         description=description,
         created_by=by if by is not None and getattr(by, "is_authenticated", False) else None,
