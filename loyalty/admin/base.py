@@ -93,29 +93,46 @@ class PointsEntryInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    list_display = ["customer", "email", "program", "balance", "balance_value", "joined_at", "marketing_consent"]
-    list_filter = ["program", "marketing_consent", ("joined_at", admin.DateFieldListFilter)]
-    search_fields = ["user__email", "user__username", "user__first_name", "user__last_name"]
-    list_select_related = ["user", "program"]
-    date_hierarchy = "joined_at"
-    autocomplete_fields = ["user"]
-    readonly_fields = ["balance", "balance_value", "lifetime_points"]
-    fields = [
+    list_display = [
+        "customer",
+        "email",
         "program",
-        "user",
+        "tier",
         "balance",
         "balance_value",
-        "lifetime_points",
         "joined_at",
         "marketing_consent",
-        "consent_changed_at",
+    ]
+    list_filter = ["program", "tier", "marketing_consent", ("joined_at", admin.DateFieldListFilter)]
+    search_fields = ["user__email", "user__username", "user__first_name", "user__last_name"]
+    list_select_related = ["user", "program", "tier"]
+    date_hierarchy = "joined_at"
+    autocomplete_fields = ["user"]
+    readonly_fields = [
+        "balance",
+        "balance_value",
+        "pending_points",
+        "lifetime_points",
+        "tier",
+        "tier_since",
+        "orders_count",
+        "last_purchase_at",
+        "referral_code",
+        "referred_by",
+    ]
+    fieldsets = [
+        (None, {"fields": ["program", "user", "joined_at", "birth_date"]}),
+        (_("Points"), {"fields": ["balance", "balance_value", "pending_points", "lifetime_points"]}),
+        (_("Tier and activity"), {"fields": ["tier", "tier_since", "orders_count", "last_purchase_at"]}),
+        (_("Referrals"), {"fields": ["referral_code", "referred_by"]}),
+        (_("Consent"), {"fields": ["marketing_consent", "consent_changed_at"]}),
     ]
     inlines = [PointsEntryInline]
     actions = ["adjust_points"]
 
     def get_queryset(self, request):
         # The change page shows the balance's value, which needs the programme.
-        return super().get_queryset(request).select_related("user", "program")
+        return super().get_queryset(request).select_related("user", "program", "tier")
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

@@ -9,7 +9,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import LoyaltyError
-from ..models import Redemption, Reward
+from ..models import PendingPoints, Redemption, Reward
 from ..services.rewards import redemption_cancel
 from .base import ReadOnlyMixin, _member_link
 
@@ -138,3 +138,14 @@ class RedemptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
             )
         for message in refused:
             self.message_user(request, message, messages.ERROR)
+
+
+@admin.register(PendingPoints)
+class PendingPointsAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Points waiting out the approval period; the hourly task approves them."""
+
+    list_display = ["member", "purchase", "points", "status", "approve_at"]
+    list_filter = ["status", "program"]
+    search_fields = ["member__user__email", "purchase__order_reference"]
+    list_select_related = ["member__user", "purchase"]
+    date_hierarchy = "approve_at"

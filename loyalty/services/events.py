@@ -207,14 +207,18 @@ def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> 
         "orders_count": F("orders_count") + 1,
         "last_purchase_at": Greatest(Coalesce(F("last_purchase_at"), paid_at), paid_at),
     }
-    if points and pending_until(program, event.occurred_at) is not None:
+    pending = bool(points) and pending_until(program, event.occurred_at) is not None
+    if pending:
         pending_add(member=member, purchase=purchase, member_updates=activity)
     elif points:
         earn_for_purchase(purchase=purchase, within_event=True, member_updates=activity)
     else:
         Member.objects.filter(pk=member.pk).update(**activity)
     member.orders_count += 1
-    on_purchase_paid(member=member, purchase=purchase, first=first)
+    if not pending:
+        # With an approval period, bonuses this order triggers (first purchase, referral)
+        # wait for its approval too: a refund inside the return window then cancels them.
+        on_purchase_paid(member=member, purchase=purchase, first=first)
     if program_config(program).tiers:
         tier_evaluate(member=member, at=event.occurred_at, upgrades_only=True)
 

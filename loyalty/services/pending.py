@@ -54,6 +54,7 @@ def pending_reduce_to(purchase: Purchase, points: int) -> bool:
 def pending_approve_due(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Credit pending points whose approval period is over (daily or hourly beat task)."""
     from .events import earn_for_purchase
+    from .rules import on_purchase_paid
     from .tiers import tier_evaluate
 
     now = now or timezone.now()
@@ -86,7 +87,18 @@ def pending_approve_due(*, now: datetime | None = None, batch_size: int = 500) -
                 )
                 pending.status, pending.entry = PendingPoints.Status.APPROVED, entry
                 pending.save(update_fields=["status", "entry"])
+                on_purchase_paid(member=member, purchase=purchase, first=_is_first_kept_purchase(purchase))
                 tier_evaluate(member=member, at=pending.approve_at, upgrades_only=True)
                 approved += 1
         if len(due) < batch_size:
             return approved
+
+
+def _is_first_kept_purchase(purchase: Purchase) -> bool:
+    """No earlier purchase of the member's was kept (paid and not wholly refunded or cancelled)."""
+    kept = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
+    return not (
+        Purchase.objects.filter(member_id=purchase.member_id, status__in=kept, occurred_at__lt=purchase.occurred_at)
+        .exclude(pk=purchase.pk)
+        .exists()
+    )

@@ -83,3 +83,23 @@ def test_partial_refund_while_pending_then_the_rest_after_approval(fourteen_days
 
     assert member_of(customer).balance == 0
     call_command("loyalty_check_ledger", stdout=StringIO())
+
+
+def test_order_bonuses_wait_for_approval_and_a_refund_inside_the_period_cancels_them(fourteen_days, customer):
+    from loyalty.models import EarningRule
+
+    EarningRule.objects.create(program=fourteen_days, name="First order", kind="first_purchase", points=100)
+    order = paid_order(total="40.00", user=customer)
+    assert not PointsEntry.objects.filter(kind=PointsEntry.Kind.BONUS).exists()
+
+    shop_services.refund_order(order=order)  # returned inside the window: no bonus, ever
+    approve_pending_points()
+    assert member_of(customer).balance == 0
+
+    second = paid_order(total="30.00", user=customer, at=timezone.now() - timedelta(days=1))
+    PendingPoints.objects.filter(purchase__order_reference=second.number).update(approve_at=timezone.now())
+    approve_pending_points()
+
+    bonus = PointsEntry.objects.get(kind=PointsEntry.Kind.BONUS)
+    assert (bonus.points, bonus.reference) == (100, second.number)
+    assert member_of(customer).balance == 130
