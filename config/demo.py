@@ -240,7 +240,7 @@ def prepare_database(*, seed: int) -> None:
     # Two years of history: lots older than the points lifetime lapse now, as the nightly
     # beat task would have done had the shop been running all along.
     tiers_recompute()  # downgrades due after two years of history, as the nightly task would have done
-    redemptions_expire_due()  # vouchers issued long ago lapse (their points come back unused)
+    redemptions_expire_due()  # vouchers issued long ago (Gold entry rewards) lapse
     expired = points_expire_due()
     if expired:
         say(f"Expired the points older than the programme's lifetime of {expired} members.")

@@ -29,7 +29,7 @@ def create_demo_programme(now: datetime | None = None) -> Program:
         pending_days=14,
         tier_retention_days=365,
     )
-    free_delivery = Reward.objects.create(
+    five_euro_off = Reward.objects.create(
         program=program,
         name="5 EUR off your next order",
         description="A 5.00 EUR discount code, valid for 30 days.",
@@ -66,7 +66,7 @@ def create_demo_programme(now: datetime | None = None) -> Program:
         ),
         "Gold": Tier.objects.create(
             program=program, name="Gold", rank=3, qualifies_by="spend", threshold=Decimal("600"),
-            multiplier=Decimal("1.5"), entry_bonus_points=250, entry_reward=free_delivery, colour="#8c6d1f",
+            multiplier=Decimal("1.5"), entry_bonus_points=250, entry_reward=five_euro_off, colour="#8c6d1f",
             benefits="1.5 points per euro, a 250-point bonus and a 5 EUR voucher on arrival.",
         ),
     }
