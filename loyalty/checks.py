@@ -1,6 +1,6 @@
 """System checks (``manage.py check``) with stable ids."""
 
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -44,6 +44,24 @@ def check_settings(app_configs=None, **kwargs):
                 f"The loyalty adapter could not be connected to the shop's signals: {receivers.connection_error}",
                 hint="Fix the adapter; until then no order events reach loyalty.",
                 id="loyalty.E004",
+            )
+        ]
+    return []
+
+
+@register(Tags.urls)
+def check_urls(app_configs=None, **kwargs):
+    """The account panel links to loyalty's pages: without them it fails to render."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("loyalty:redeem", args=[1])
+    except NoReverseMatch:
+        return [
+            Warning(
+                "loyalty's URLs are not included: the account panel cannot link to its pages.",
+                hint='Add path("loyalty/", include("loyalty.urls")) to your URLconf.',
+                id="loyalty.W002",
             )
         ]
     return []

@@ -217,7 +217,13 @@ def _issue_code(redemption: Redemption) -> str:
 
 
 def _refund(redemption: Redemption, member: Member, *, description: str, by=None, at: datetime) -> PointsEntry | None:
-    """Give the redemption's points back, once (the key is shared by expiry and cancellation)."""
+    """Undo a redemption that gave the customer nothing: its stock and its points come back.
+
+    Called once per redemption, on its move from issued to expired or cancelled (under the
+    row lock); the points key is shared by expiry and cancellation besides.
+    """
+    if redemption.reward.stock is not None:
+        Reward.objects.filter(pk=redemption.reward_id).update(stock=F("stock") + 1)
     if not redemption.points:
         return None
     return points_credit(

@@ -37,7 +37,12 @@ MAX_REFERENCE_LENGTH = 150  # the key "rule:<id>:action:<reference>" must fit in
 
 
 def _paying_rules(program: Program, kind: str, at: datetime, amount=None) -> list[EarningRule]:
-    """Rules of ``kind`` on and in their window at ``at`` (and met by ``amount``, if given)."""
+    """Rules of ``kind`` on and in their window at ``at`` (and met by ``amount``, if given).
+
+    A switched-off programme pays no bonuses at all.
+    """
+    if not program.is_active:
+        return []
     return [
         rule
         for rule in program_config(program).active_rules(kind, at)

@@ -508,3 +508,22 @@ def test_the_reward_form_refuses_a_tier_of_another_programme(admin_client, progr
     assert "A percentage cannot be more than 100." in errors["value"]
     assert "Choose a tier of the same programme." in errors["min_tier"]
     assert not Reward.objects.exists()
+
+
+def test_stock_comes_back_when_a_redemption_is_cancelled(program, customer):
+    from loyalty.models import Member
+    from loyalty.services import adjust_points, member_enroll, redeem, redemption_cancel
+
+    member, _ = member_enroll(program=program, user=customer)
+    adjust_points(member=member, points=1000, reason="test")
+    reward = Reward.objects.create(
+        program=program, name="Tote bag", kind=Reward.Kind.FIXED, points_cost=100, value=Decimal("5.00"), stock=1
+    )
+    redemption = redeem(member=Member.objects.get(pk=member.pk), reward=reward, idempotency_key="stock-1")
+    reward.refresh_from_db()
+    assert reward.stock == 0
+
+    redemption_cancel(redemption=redemption)
+
+    reward.refresh_from_db()
+    assert reward.stock == 1

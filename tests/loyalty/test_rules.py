@@ -385,3 +385,16 @@ def test_staff_switch_rules_off_from_the_changelist(program, admin_client):
     signup.refresh_from_db()
     assert signup.is_active is False
     assert balance(member_enroll(program=program, user=UserFactory())[0]) == 0
+
+
+def test_a_switched_off_programme_pays_no_bonus(program, customer):
+    from loyalty.models import EarningRule
+    from loyalty.services import award_for_action, member_enroll
+
+    member, _ = member_enroll(program=program, user=customer)
+    EarningRule.objects.create(program=program, name="Review", kind="custom_action", points=20, action_key="review")
+    program.is_active = False
+    program.save()
+    member.program = program
+
+    assert award_for_action(member, "review", "review-1") is None

@@ -75,3 +75,11 @@ def test_an_event_with_a_non_string_email_is_rejected_before_it_reaches_the_data
             occurred_at=timezone.now(),
             email=object(),
         )
+
+
+def test_missing_loyalty_urls_are_a_system_check_warning(settings):
+    from loyalty.checks import check_urls
+
+    assert check_urls() == []
+    settings.ROOT_URLCONF = "shop.urls"  # a project that forgot include("loyalty.urls")
+    assert [w.id for w in check_urls()] == ["loyalty.W002"]
