@@ -10,9 +10,30 @@
   and waits for a retry (``event.status == "failed"``) or was given up (``"gave_up"``).
 """
 
+import logging
+
+from django.db import transaction
 from django.dispatch import Signal
+
+# Receiver failures are reported where order-event problems are (documented in docs/events.md).
+logger = logging.getLogger("loyalty.events")
 
 points_awarded = Signal()
 points_debited = Signal()
 event_failed = Signal()
 tier_changed = Signal()
+
+
+def send_on_commit(signal: Signal, **kwargs) -> None:
+    """Send ``signal`` once the current transaction commits, never raising into the caller.
+
+    Receivers run after the shop's change is committed: an exception there cannot undo it,
+    so it is logged rather than propagated.
+    """
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(**kwargs):
+            if isinstance(result, Exception):
+                logger.error("A receiver of a loyalty signal failed: %r", receiver, exc_info=result)
+
+    transaction.on_commit(send)

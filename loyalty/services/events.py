@@ -57,17 +57,8 @@ def record_order_event(event: OrderEvent) -> EventResult:
     """
     if loyalty_settings.EVENT_PROCESSING == "deferred":
         return _record_deferred(event)
-    now = timezone.now()
-    row = InboxEvent(
-        event_key=event.event_id,
-        kind=event.kind,
-        order_reference=event.order_reference,
-        payload=event.to_payload(),
-        status=Status.PROCESSED,
-        received_at=now,
-        processed_at=now,
-        attempts=1,
-    )
+    row = _inbox_row(event, status=Status.PROCESSED, attempts=1)
+    row.processed_at = row.received_at
     try:
         with transaction.atomic():
             try:
@@ -104,21 +95,22 @@ def _describe(exc: Exception) -> str:
 
 
 def _send_event_failed(row: InboxEvent) -> None:
-    error = row.last_error
-    transaction.on_commit(
-        lambda: _send_robust(signals.event_failed, sender=InboxEvent, event=row, error=error)
-    )
-
-
-def _send_robust(signal, **kwargs) -> None:
-    """Receivers of loyalty's signals run after the shop committed: their errors are logged only."""
-    for receiver, result in signal.send_robust(**kwargs):
-        if isinstance(result, Exception):
-            logger.error("A receiver of a loyalty signal failed: %r", receiver, exc_info=result)
+    signals.send_on_commit(signals.event_failed, sender=InboxEvent, event=row, error=row.last_error)
 
 
 class _Duplicate(Exception):
     pass
+
+
+def _inbox_row(event: OrderEvent, **fields) -> InboxEvent:
+    return InboxEvent(
+        event_key=event.event_id,
+        kind=event.kind,
+        order_reference=event.order_reference,
+        payload=event.to_payload(),
+        received_at=timezone.now(),
+        **fields,
+    )
 
 
 def _record_deferred(event: OrderEvent) -> EventResult:
@@ -126,14 +118,7 @@ def _record_deferred(event: OrderEvent) -> EventResult:
 
     The savepoint around it keeps a broken loyalty schema from aborting the shop's transaction.
     """
-    row = InboxEvent(
-        event_key=event.event_id,
-        kind=event.kind,
-        order_reference=event.order_reference,
-        payload=event.to_payload(),
-        status=Status.PENDING,
-        received_at=timezone.now(),
-    )
+    row = _inbox_row(event, status=Status.PENDING)
     try:
         with transaction.atomic():
             InboxEvent.objects.bulk_create([row], ignore_conflicts=True)

@@ -55,8 +55,8 @@ def _expire_lots(now: datetime, batch_size: int) -> int:
                 points=summary["points"],
                 kind=PointsEntry.Kind.EXPIRE,
                 idempotency_key=f"expire:{member.pk}:lots-to:{row['last_lot']}",
-                description=_("%(lots)d lot(s) earned since %(date)s expired")
-                % {"lots": summary["lots"], "date": f"{timezone.localdate(summary['oldest']):%Y-%m-%d}"},
+                description=f"{summary['lots']} lot(s) earned since "
+                f"{timezone.localdate(summary['oldest']):%Y-%m-%d} expired",
                 at=now,
                 locked=True,
             )
@@ -88,8 +88,7 @@ def _expire_inactive(now: datetime, batch_size: int) -> int:
                     # once per inactivity spell and ledger state: credits added later (say a
                     # staff adjustment) expire on the next run, not with the next purchase
                     idempotency_key=f"expire:{member.pk}:inactive-since:{since:%Y%m%d%H%M%S}:to:{newest}",
-                    description=_("Balance expired after %(days)d days without a purchase")
-                    % {"days": program.inactivity_days},
+                    description=f"Balance expired after {program.inactivity_days} days without a purchase",
                     at=now,
                     locked=True,
                 )
@@ -137,6 +136,3 @@ def expiry_reminders_send(*, now: datetime | None = None, batch_size: int = 1000
                 reminded += 1
     return reminded
 
-
-def _(text: str) -> str:  # descriptions are stored text, written in the shop's default language
-    return text

@@ -44,12 +44,6 @@ def _insert(entry: PointsEntry, *, guarded: bool) -> PointsEntry | None:
     return entry
 
 
-def _send_on_commit(signal, member: Member, entry: PointsEntry) -> None:
-    from .events import _send_robust
-
-    transaction.on_commit(lambda: _send_robust(signal, sender=Member, member=member, entry=entry))
-
-
 def _lock(member: Member) -> Member:
     return Member.objects.select_for_update().select_related("program").get(pk=member.pk)
 
@@ -115,7 +109,7 @@ def points_credit(
         )
         member.balance += points
         member.lifetime_points += points if earned else 0
-        _send_on_commit(signals.points_awarded, member, entry)
+        signals.send_on_commit(signals.points_awarded, sender=Member, member=member, entry=entry)
         return entry
 
 
@@ -180,7 +174,7 @@ def points_debit(
         )
         member.balance -= points
         member.lifetime_points -= lifetime_delta
-        _send_on_commit(signals.points_debited, member, entry)
+        signals.send_on_commit(signals.points_debited, sender=Member, member=member, entry=entry)
         return entry
 
 

@@ -43,19 +43,12 @@ def locked_member_for_event(event: OrderEvent) -> Member | None:
 def program_for_event(event: OrderEvent) -> Program:
     """The programme an order event belongs to (see ``LOYALTY["DEFAULT_PROGRAM"]``)."""
     slug = event.program or loyalty_settings.DEFAULT_PROGRAM
-    programs = Program.objects.filter(is_active=True)
-    if slug:
-        program = programs.filter(slug=slug).first()
-        if program is None:
-            raise NoProgram(f"No active programme with slug {slug!r}.")
-        if program.currency != event.currency:
-            raise NoProgram(
-                f"Programme {slug!r} counts {program.currency}, the order is in {event.currency}: no points."
-            )
-        return program
-    program = programs.filter(currency=event.currency).order_by("id").first()
+    program = _candidate_programs(event).first()
     if program is None:
-        raise NoProgram(f"No active programme for {event.currency}.")
+        missing = f"with slug {slug!r}" if slug else f"for {event.currency}"
+        raise NoProgram(f"No active programme {missing}.")
+    if program.currency != event.currency:
+        raise NoProgram(f"Programme {slug!r} counts {program.currency}, the order is in {event.currency}: no points.")
     return program
 
 

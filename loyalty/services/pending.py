@@ -69,7 +69,7 @@ def pending_approve_due(*, now: datetime | None = None, batch_size: int = 500) -
             with transaction.atomic():
                 pending = (
                     PendingPoints.objects.select_for_update()
-                    .select_related("purchase", "member__program")
+                    .select_related("purchase")
                     .filter(pk=pending_id, status=PendingPoints.Status.PENDING)
                     .first()
                 )

@@ -144,9 +144,7 @@ def _change(member: Member, *, current, decision: _Decision, at: datetime, value
             "previous_tier": current.name if current else "",
         },
     )
-    from .events import _send_robust
-
-    transaction.on_commit(lambda: _send_robust(signals.tier_changed, sender=Member, member=member, change=change))
+    signals.send_on_commit(signals.tier_changed, sender=Member, member=member, change=change)
     logger.info("Member %s: tier %s -> %s (%s).", member.pk, current or "-", new or "-", decision.reason)
     return change
 
