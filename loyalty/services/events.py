@@ -233,8 +233,7 @@ def earn_for_purchase(
 
 def _locked_purchase(event: OrderEvent, program: Program, missing: str) -> Purchase:
     purchase = (
-        Purchase.objects.select_for_update(of=("self",))
-        .select_related("member__program")
+        Purchase.objects.select_for_update()
         .filter(program=program, order_reference=event.order_reference)
         .first()
     )
@@ -273,10 +272,10 @@ def _pro_rata(purchase: Purchase) -> int:
 def _reverse_to(purchase: Purchase, target: int, event: OrderEvent) -> None:
     """Bring ``points_reversed`` up to ``target``, following the programme's negative-balance policy."""
     owed = target - purchase.points_reversed
-    if owed > 0 and purchase.member is not None and pending_reduce_to(purchase, purchase.points_earned - target):
+    if owed > 0 and purchase.member_id is not None and pending_reduce_to(purchase, purchase.points_earned - target):
         owed = 0  # the points were still pending: cancelled there, no ledger entry needed
-    if owed > 0 and purchase.member is not None:
-        member = type(purchase.member).objects.select_for_update().select_related("program").get(pk=purchase.member_id)
+    if owed > 0 and purchase.member_id is not None:
+        member = Member.objects.select_for_update().select_related("program").get(pk=purchase.member_id)
         program = member.program
         allow_negative = program.negative_balance_policy == Program.NegativeBalancePolicy.ALLOW
         taken = owed if allow_negative else min(owed, max(member.balance, 0))
