@@ -17,7 +17,6 @@ from .models import EarningRule, Program, Tier
 @dataclass(frozen=True)
 class ProgramConfig:
     tiers: tuple[Tier, ...]  # by rank, lowest first
-    rules: tuple[EarningRule, ...]
     rules_by_kind: dict[str, tuple[EarningRule, ...]] = field(default_factory=dict)
 
     def active_rules(self, kind: str, at: datetime) -> list[EarningRule]:
@@ -53,7 +52,7 @@ def program_config(program: Program) -> ProgramConfig:
     by_kind: dict[str, tuple[EarningRule, ...]] = {}
     for rule in rules:
         by_kind[rule.kind] = (*by_kind.get(rule.kind, ()), rule)
-    config = ProgramConfig(tiers=tiers, rules=rules, rules_by_kind=by_kind)
+    config = ProgramConfig(tiers=tiers, rules_by_kind=by_kind)
     _cache[program.pk] = (program.config_changed_at, config)
     return config
 
@@ -68,3 +67,17 @@ def _bump(sender, instance, **kwargs) -> None:
 for _model in (Tier, EarningRule):
     post_save.connect(_bump, sender=_model, dispatch_uid=f"loyalty_config_bump_{_model.__name__}")
     post_delete.connect(_bump, sender=_model, dispatch_uid=f"loyalty_config_bump_del_{_model.__name__}")
+
+
+def paying_rules(program: Program, kind: str, at: datetime, amount: Decimal | None = None) -> list[EarningRule]:
+    """Bonus rules of ``kind`` that pay at ``at`` (and that an order of ``amount`` meets, if given).
+
+    A switched-off programme pays no bonuses at all.
+    """
+    if not program.is_active:
+        return []
+    return [
+        rule
+        for rule in program_config(program).active_rules(kind, at)
+        if rule.points > 0 and (amount is None or rule.min_order_amount is None or amount >= rule.min_order_amount)
+    ]

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..config_cache import program_config
+from ..config_cache import paying_rules
 from ..models import EarningRule, Member, PointsEntry, Purchase, Referral
 from .ledger import points_credit
 from .notifications import notify_on_commit
@@ -137,11 +137,7 @@ def referral_record(*, code: str, user, at: datetime | None = None) -> Referral 
 
 def _rule_for(kind: str, *, program, purchase: Purchase) -> EarningRule | None:
     """The most generous active rule of ``kind`` the purchase qualifies for (one bonus per side)."""
-    rules = [
-        rule
-        for rule in program_config(program).active_rules(kind, purchase.occurred_at)
-        if rule.points > 0 and (rule.min_order_amount is None or purchase.amount >= rule.min_order_amount)
-    ]
+    rules = paying_rules(program, kind, purchase.occurred_at, purchase.amount)
     return max(rules, key=lambda rule: (rule.points, -rule.pk), default=None)
 
 

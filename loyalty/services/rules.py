@@ -25,7 +25,7 @@ from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from ..config_cache import program_config
+from ..config_cache import paying_rules
 from ..models import EarningRule, Member, PointsEntry, Program, Purchase
 from .ledger import points_credit
 from .referrals import referral_complete
@@ -34,20 +34,6 @@ logger = logging.getLogger("loyalty.rules")
 Kind = EarningRule.Kind
 BIRTHDAY_CHUNK = 500
 MAX_REFERENCE_LENGTH = 150  # the key "rule:<id>:action:<reference>" must fit in 200 characters
-
-
-def _paying_rules(program: Program, kind: str, at: datetime, amount=None) -> list[EarningRule]:
-    """Rules of ``kind`` on and in their window at ``at`` (and met by ``amount``, if given).
-
-    A switched-off programme pays no bonuses at all.
-    """
-    if not program.is_active:
-        return []
-    return [
-        rule
-        for rule in program_config(program).active_rules(kind, at)
-        if rule.points > 0 and (amount is None or rule.min_order_amount is None or amount >= rule.min_order_amount)
-    ]
 
 
 def _bonus(
@@ -76,7 +62,7 @@ def _bonus(
 
 def on_member_joined(*, member: Member, at: datetime) -> None:
     """Sign-up bonus: every SIGNUP rule active when the member joined, once per member."""
-    for rule in _paying_rules(member.program, Kind.SIGNUP, at):
+    for rule in paying_rules(member.program, Kind.SIGNUP, at):
         _bonus(member, rule, f"rule:{rule.pk}:member:{member.pk}", at=at)
 
 
@@ -90,7 +76,7 @@ def on_purchase_paid(*, member: Member, purchase: Purchase, first: bool) -> None
     """
     if not first:
         return
-    for rule in _paying_rules(member.program, Kind.FIRST_PURCHASE, purchase.occurred_at, purchase.amount):
+    for rule in paying_rules(member.program, Kind.FIRST_PURCHASE, purchase.occurred_at, purchase.amount):
         _bonus(
             member,
             rule,
@@ -115,7 +101,7 @@ def award_for_action(member: Member, action_key: str, reference: str) -> PointsE
     if not reference or len(reference) > MAX_REFERENCE_LENGTH:
         raise ValueError(f"award_for_action needs a reference of 1 to {MAX_REFERENCE_LENGTH} characters")
     at = timezone.now()
-    rules = [rule for rule in _paying_rules(member.program, Kind.CUSTOM_ACTION, at) if rule.action_key == action_key]
+    rules = [rule for rule in paying_rules(member.program, Kind.CUSTOM_ACTION, at) if rule.action_key == action_key]
     if not rules:
         logger.info(
             "No active earning rule for action %r in programme %s; nothing awarded.", action_key, member.program_id
@@ -143,7 +129,7 @@ def profile_completed(*, member: Member) -> PointsEntry | None:
     at = timezone.now()
     entries = [
         _bonus(member, rule, f"rule:{rule.pk}:member:{member.pk}", at=at)
-        for rule in _paying_rules(member.program, Kind.PROFILE_COMPLETION, at)
+        for rule in paying_rules(member.program, Kind.PROFILE_COMPLETION, at)
     ]
     return entries[0] if entries else None
 
@@ -174,7 +160,7 @@ def birthday_bonuses_award(*, today: date | None = None) -> int:
     ).distinct()
     awarded = 0
     for program in programs:
-        for rule in _paying_rules(program, Kind.BIRTHDAY, at):
+        for rule in paying_rules(program, Kind.BIRTHDAY, at):
             awarded += _birthday_rule_award(program, rule, today=today, at=at)
     return awarded
 
