@@ -1,4 +1,6 @@
+from .campaigns import Campaign, Message
 from .events import OrderEvent
+from .health import CustomerHealth, HealthModelFit, HealthRun, HealthSettings, Segment, SegmentChange
 from .ledger import PointsEntry
 from .members import Member
 from .programs import Program
@@ -8,6 +10,14 @@ from .rules import EarningRule
 from .tiers import Tier, TierChange
 
 __all__ = [
+    "Campaign",
+    "CustomerHealth",
+    "HealthModelFit",
+    "HealthRun",
+    "HealthSettings",
+    "Message",
+    "Segment",
+    "SegmentChange",
     "EarningRule",
     "Member",
     "OrderEvent",
