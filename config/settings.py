@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django_celery_beat",
     "shop",
     "loyalty",
 ]
@@ -106,6 +107,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Schedules are data: beat reads them from the database (django-celery-beat), so staff can
+# edit them in admin. The entries below are copied there when beat starts.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+DJANGO_CELERY_BEAT_TZ_AWARE = USE_TZ
 CELERY_BEAT_SCHEDULE = {
     # Only does work with LOYALTY["EVENT_PROCESSING"] = "deferred".
     "loyalty-process-pending-events": {
@@ -140,6 +145,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "loyalty.tasks.expire_reward_codes",
         "schedule": crontab(hour=3, minute=45),
     },
+    # Customer health: refit the purchase model weekly, score every member nightly.
+    "loyalty-fit-health-models": {
+        "task": "loyalty.tasks.fit_health_models",
+        "schedule": crontab(hour=1, minute=30, day_of_week="sun"),
+    },
+    "loyalty-refresh-health": {
+        "task": "loyalty.tasks.refresh_health",
+        "schedule": crontab(hour=4, minute=0),
+    },
+    # Campaigns have their own schedules (one periodic task per campaign, editable in admin).
 }
 
 # --- Loyalty ----------------------------------------------------------------------------
