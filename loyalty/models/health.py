@@ -174,6 +174,7 @@ class CustomerHealth(models.Model):
     """A member's purchase rhythm, scores and segment as of the last refresh (one row per member)."""
 
     class Reason(models.TextChoices):
+        RFM = "rfm", _("Recency slipping (RFM grid)")
         MODEL = "model", _("Lapse probability above the threshold")
         GAP = "gap", _("Overdue against their own rhythm")
         BOTH = "both", _("Both")
