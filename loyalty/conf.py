@@ -31,6 +31,9 @@ Defaults, with what each key does:
     have a ``content`` block.
 ``ACCOUNT_HISTORY_SIZE`` (``20``)
     Ledger rows the account panel shows, newest first.
+``HEALTH_CHUNK_SIZE`` (``250000``)
+    Members per chunk of the nightly health refresh. The ``refresh_health`` task sends each
+    chunk to a worker of its own; a programme smaller than this is refreshed in one go.
 """
 
 from __future__ import annotations
@@ -51,7 +54,11 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_MAX_ATTEMPTS": 8,
     "EVENT_BATCH_SIZE": 500,
     "ACCOUNT_HISTORY_SIZE": 20,
+    "HEALTH_CHUNK_SIZE": 250_000,
     "BASE_TEMPLATE": "base.html",
+    "SITE_URL": "http://localhost:8000",
+    "SHOP_NAME": "",
+    "CAMPAIGN_MAX_ATTEMPTS": 5,
 }
 
 IMPORT_STRINGS = {"ADAPTER"}

@@ -6,6 +6,8 @@
   negative adjustment, redemption, expiry).
 - ``tier_changed(sender=Member, member, change)``: the member moved to another tier
   (``change`` is the :class:`~loyalty.models.TierChange`, up or down).
+- ``members_at_risk(sender=Program, program, member_ids)``: the nightly health refresh moved
+  these members into the "at risk" segment (one signal per refreshed chunk, ids as a list).
 - ``event_failed(sender=OrderEvent, event, error)``: an order event could not be processed
   and waits for a retry (``event.status == "failed"``) or was given up (``"gave_up"``).
 """
@@ -22,6 +24,7 @@ points_awarded = Signal()
 points_debited = Signal()
 event_failed = Signal()
 tier_changed = Signal()
+members_at_risk = Signal()
 
 
 def send_on_commit(signal: Signal, **kwargs) -> None:

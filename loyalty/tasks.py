@@ -70,3 +70,45 @@ def remind_expiring_points() -> int:
     from .services.expiry import expiry_reminders_send
 
     return expiry_reminders_send()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def fit_health_models() -> int:
+    """Beat task (weekly): refit each active programme's purchase and spend models."""
+    from .services.health import health_fit_all
+
+    return len(health_fit_all())
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_health(program_id: int | None = None) -> int:
+    """Beat task (nightly): score every member; each chunk of member ids goes to a worker of its own."""
+    from .models import Program
+    from .services.health import health_refresh_start
+
+    programs = Program.objects.filter(is_active=True)
+    if program_id is not None:
+        programs = programs.filter(pk=program_id)
+    chunks = 0
+    for program in programs:
+        run, ranges = health_refresh_start(program=program)
+        if not ranges:
+            refresh_health_chunk.delay(run.pk, 0, -1)  # nothing to score: the chunk closes the run
+        for lo, hi in ranges:
+            refresh_health_chunk.delay(run.pk, lo, hi)
+        chunks += max(len(ranges), 1)
+    return chunks
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_health_chunk(run_id: int, lo: int, hi: int) -> int:
+    """Score members ``lo``..``hi`` for a run; the last chunk to finish closes the run."""
+    from .models import HealthRun
+    from .services.health import health_chunk_done, health_refresh_range
+
+    run = HealthRun.objects.select_related("program", "fit").filter(pk=run_id).first()
+    if run is None:
+        return 0
+    scored = health_refresh_range(run=run, lo=lo, hi=hi) if lo <= hi else 0
+    health_chunk_done(run_id=run_id)
+    return scored

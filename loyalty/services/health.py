@@ -1,0 +1,634 @@
+"""Customer health: who is thriving, who is drifting away, and what they are likely worth.
+
+The refresh is set-based. One SQL statement per chunk of member ids aggregates purchases
+(first and last purchase, orders, purchase days, spend); RFM quintile breakpoints come
+from one ``NTILE(5)`` statement over the whole programme; scoring is numpy over the
+chunk's arrays; the rows are written in bulk (``COPY`` + ``INSERT ... ON CONFLICT`` on
+PostgreSQL, ``bulk_create(update_conflicts=True)`` elsewhere). No query runs per member.
+
+Large programmes refresh in chunks by member id range: :func:`health_refresh` runs them
+one after the other, the ``refresh_health`` task fans them out to Celery workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Min, Q
+from django.utils import timezone
+
+from .. import signals
+from ..conf import loyalty_settings
+from ..health import bgnbd, gamma_gamma, rfm
+from ..models import (
+    CustomerHealth,
+    HealthModelFit,
+    HealthRun,
+    HealthSettings,
+    Member,
+    Program,
+    Purchase,
+    Segment,
+    SegmentChange,
+)
+
+logger = logging.getLogger("loyalty.health")
+
+DAY = 86400.0
+WEEK_DAYS = 7.0
+# Members in these groups still look fine to RFM; the detector can move them to "at risk"
+# before their recency score drops. Groups further gone keep their RFM name.
+OVERRIDABLE = {
+    Segment.CHAMPIONS,
+    Segment.LOYAL,
+    Segment.ACTIVE,
+    Segment.PROMISING,
+    Segment.NEW,
+    Segment.NEEDS_ATTENTION,
+}
+THRESHOLD_PREVIEW = (0.5, 0.6, 0.7, 0.8, 0.9)
+FIT_MAX_AGE = timedelta(days=8)
+CLV_HORIZON_DAYS = 365
+COUNTED_STATUSES = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
+
+
+def health_settings_for(program: Program) -> HealthSettings:
+    found = HealthSettings.objects.filter(program=program).first()
+    if found is not None:
+        return found
+    settings_row, _ = HealthSettings.objects.get_or_create(program=program)
+    return settings_row
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+
+def _epoch_days(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"(EXTRACT(EPOCH FROM {column}) / 86400.0)"
+    if connection.vendor == "sqlite":
+        return f"(julianday({column}) - 2440587.5)"
+    return f"(UNIX_TIMESTAMP({column}) / 86400.0)"
+
+
+def _day(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"CAST({column} AT TIME ZONE 'UTC' AS DATE)"
+    return f"DATE({column})"
+
+
+def _purchases_sql(where: str) -> str:
+    """Per-member purchase aggregates: first/last purchase (epoch days), orders, purchase days, net spend."""
+    occurred = "p.occurred_at"
+    return f"""
+        SELECT p.member_id AS member_id,
+               MIN({_epoch_days(occurred)}) AS first_day,
+               MAX({_epoch_days(occurred)}) AS last_day,
+               COUNT(*) AS orders,
+               COUNT(DISTINCT {_day(occurred)}) AS days,
+               CAST(SUM(p.amount - p.refunded_amount) AS DOUBLE PRECISION) AS spent
+          FROM {Purchase._meta.db_table} p
+         WHERE p.program_id = %s AND p.member_id IS NOT NULL AND p.status IN (%s, %s)
+           AND p.occurred_at <= %s {where}
+         GROUP BY p.member_id
+    """
+
+
+def _status_params() -> list[str]:
+    return [str(status) for status in COUNTED_STATUSES]
+
+
+def _cutpoints(program: Program, now: datetime) -> dict:
+    """Upper bounds of RFM quintiles 1-4 (``NTILE(5)`` in SQL) and the median gap between orders."""
+    gap = "CASE WHEN days > 1 THEN (last_day - first_day) / (days - 1) END"
+    sql = f"""
+        WITH agg AS ({_purchases_sql("")}),
+        tiles AS (
+            SELECT last_day, orders, spent, {gap} AS gap,
+                   NTILE(5) OVER (ORDER BY last_day) AS rt,
+                   NTILE(5) OVER (ORDER BY orders) AS ft,
+                   NTILE(5) OVER (ORDER BY spent) AS mt
+              FROM agg
+        ),
+        gaps AS (SELECT gap, NTILE(2) OVER (ORDER BY gap) AS half FROM tiles WHERE gap IS NOT NULL)
+        SELECT 'r', rt, MAX(last_day) FROM tiles GROUP BY rt
+        UNION ALL SELECT 'f', ft, MAX(orders) FROM tiles GROUP BY ft
+        UNION ALL SELECT 'm', mt, MAX(spent) FROM tiles GROUP BY mt
+        UNION ALL SELECT 'g', half, MAX(gap) FROM gaps GROUP BY half
+    """
+    bounds: dict[str, dict[int, float]] = {"r": {}, "f": {}, "m": {}, "g": {}}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [program.pk, *_status_params(), now])
+        for dim, tile, value in cursor.fetchall():
+            bounds[dim][int(tile)] = float(value)
+    result = {dim: [bounds[dim][t] for t in sorted(bounds[dim]) if t < 5] for dim in ("r", "f", "m")}
+    result["median_gap_days"] = bounds["g"].get(1)
+    return result
+
+
+@dataclass
+class ChunkData:
+    member_ids: np.ndarray
+    first_day: np.ndarray  # NaN for members who never bought
+    last_day: np.ndarray
+    orders: np.ndarray
+    days: np.ndarray
+    spent: np.ndarray
+
+    @property
+    def buyers(self) -> np.ndarray:
+        return self.orders > 0
+
+
+def _load_chunk(program: Program, now: datetime, lo: int, hi: int) -> ChunkData:
+    sql = f"""
+        SELECT m.id, agg.first_day, agg.last_day, agg.orders, agg.days, agg.spent
+          FROM {Member._meta.db_table} m
+          LEFT JOIN ({_purchases_sql("AND p.member_id BETWEEN %s AND %s")}) agg ON agg.member_id = m.id
+         WHERE m.program_id = %s AND m.id BETWEEN %s AND %s
+         ORDER BY m.id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [program.pk, *_status_params(), now, lo, hi, program.pk, lo, hi])
+        rows = cursor.fetchall()
+    if not rows:
+        empty = np.empty(0)
+        return ChunkData(np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty)
+    ids, first, last, orders, days, spent = zip(*rows, strict=True)
+    as_float = lambda values: np.array([np.nan if v is None else float(v) for v in values])  # noqa: E731
+    return ChunkData(
+        member_ids=np.array(ids, dtype=np.int64),
+        first_day=as_float(first),
+        last_day=as_float(last),
+        orders=np.nan_to_num(as_float(orders)).astype(np.int64),
+        days=np.nan_to_num(as_float(days)).astype(np.int64),
+        spent=np.nan_to_num(as_float(spent)),
+    )
+
+
+# --- the model fit (weekly) --------------------------------------------------------------------
+
+
+def _buyer_arrays(program: Program, now: datetime) -> ChunkData:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT member_id, first_day, last_day, orders, days, spent FROM ({_purchases_sql('')}) agg",
+            [program.pk, *_status_params(), now],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        empty = np.empty(0)
+        return ChunkData(np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty)
+    columns = [np.array(col, dtype=float) for col in zip(*rows, strict=True)]
+    return ChunkData(
+        columns[0].astype(np.int64),
+        columns[1],
+        columns[2],
+        columns[3].astype(np.int64),
+        columns[4].astype(np.int64),
+        columns[5],
+    )
+
+
+def _model_inputs(data: ChunkData, now_day: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BG/NBD's (x, t_x, T) in weeks: repeat purchase days, time of the last one, age."""
+    x = np.maximum(data.days - 1, 0).astype(float)
+    t_x = np.maximum(data.last_day - data.first_day, 0.0) / WEEK_DAYS
+    age = np.maximum(now_day - data.first_day, 0.0) / WEEK_DAYS
+    return x, np.minimum(t_x, age), age
+
+
+def health_fit_model(*, program: Program, now: datetime | None = None) -> HealthModelFit:
+    """Fit BG/NBD and Gamma-Gamma on the programme's buyers, or record why there is too little history."""
+    now = now or timezone.now()
+    policy = health_settings_for(program)
+    started = time.perf_counter()
+    data = _buyer_arrays(program, now)
+    now_day = now.timestamp() / DAY
+    buyers = len(data.member_ids)
+    frequent = int((data.days >= 3).sum())
+    history_days = int(now_day - np.nanmin(data.first_day)) if buyers else 0
+    fit = HealthModelFit(
+        program=program, fitted_at=now, buyers=buyers, frequent_buyers=frequent, history_days=history_days
+    )
+    missing = []
+    if buyers < policy.min_buyers_for_model:
+        missing.append(f"{buyers} buyers of {policy.min_buyers_for_model} needed")
+    if history_days < policy.min_history_days:
+        missing.append(f"{history_days} days of history of {policy.min_history_days} needed")
+    if frequent < policy.min_frequent_buyers:
+        missing.append(f"{frequent} customers with 3+ orders of {policy.min_frequent_buyers} needed")
+    if missing:
+        fit.status, fit.reason = HealthModelFit.Status.INSUFFICIENT, "; ".join(missing)[:255]
+    else:
+        x, t_x, age = _model_inputs(data, now_day)
+        try:
+            result = bgnbd.fit(x, t_x, age, penalizer=0.0)
+            fit.r, fit.alpha, fit.a, fit.b = (result.params.r, result.params.alpha, result.params.a, result.params.b)
+            fit.log_likelihood = result.log_likelihood
+            fit.status = HealthModelFit.Status.FITTED
+            if not result.converged:
+                fit.reason = "The optimiser stopped before converging; the parameters are its best estimate."
+            _fit_spend(fit, data, x)
+        except (ValueError, FloatingPointError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            logger.exception("Health model fit failed for programme %s.", program.pk)
+            fit.status, fit.reason = HealthModelFit.Status.FAILED, f"{type(exc).__name__}: {exc}"[:255]
+            fit.r = fit.alpha = fit.a = fit.b = fit.log_likelihood = None
+    fit.seconds = time.perf_counter() - started
+    fit.save()
+    return fit
+
+
+def _fit_spend(fit: HealthModelFit, data: ChunkData, x: np.ndarray) -> None:
+    """Gamma-Gamma on repeat buyers' average order value; without it CLV falls back to their own average."""
+    aov = np.where(data.orders > 0, data.spent / np.maximum(data.orders, 1), 0.0)
+    usable = (x > 0) & (aov > 0)
+    if usable.sum() < 20:
+        return
+    try:
+        spend = gamma_gamma.fit(x[usable], aov[usable])
+    except (ValueError, FloatingPointError, ArithmeticError):
+        logger.warning("Gamma-Gamma fit failed for programme %s; CLV uses plain averages.", fit.program_id)
+        return
+    params = getattr(spend, "params", spend)
+    fit.gg_p, fit.gg_q, fit.gg_v = params.p, params.q, params.v
+
+
+def _current_fit(program: Program, now: datetime) -> HealthModelFit:
+    latest = HealthModelFit.objects.filter(program=program, fitted_at__lte=now).order_by("-fitted_at", "-id").first()
+    if latest is None or now - latest.fitted_at > FIT_MAX_AGE:
+        latest = health_fit_model(program=program, now=now)
+    return latest
+
+
+# --- the refresh (nightly) ---------------------------------------------------------------------
+
+
+def health_refresh_start(*, program: Program, now: datetime | None = None, chunk_size: int | None = None):
+    """Open a run: breakpoints and model for the whole programme, and the member id ranges to score."""
+    now = now or timezone.now()
+    fit = _current_fit(program, now)
+    run = HealthRun.objects.create(
+        program=program,
+        started_at=now,
+        fit=fit,
+        scored_by="bgnbd" if fit.usable else "rules",
+        cutpoints=_cutpoints(program, now),
+    )
+    ranges = list(_id_ranges(program, chunk_size or loyalty_settings.HEALTH_CHUNK_SIZE))
+    HealthRun.objects.filter(pk=run.pk).update(chunks=len(ranges))
+    run.chunks = len(ranges)
+    return run, ranges
+
+
+def _id_ranges(program: Program, size: int) -> Iterator[tuple[int, int]]:
+    """Member id ranges of about ``size`` members each (one indexed query per boundary)."""
+    members = Member.objects.filter(program=program).order_by("pk").values_list("pk", flat=True)
+    bounds = members.aggregate(lo=Min("pk"), hi=Max("pk"))
+    if bounds["lo"] is None:
+        return
+    lo = bounds["lo"]
+    while lo is not None and lo <= bounds["hi"]:
+        last = members.filter(pk__gte=lo)[size - 1 : size].first()
+        hi = last if last is not None else bounds["hi"]
+        yield lo, hi
+        lo = members.filter(pk__gt=hi).first()
+
+
+def health_refresh_range(*, run: HealthRun, lo: int, hi: int) -> int:
+    """Score members ``lo``..``hi`` of the run's programme and write their health. Returns members scored."""
+    program = run.program
+    now = run.started_at
+    policy = health_settings_for(program)
+    data = _load_chunk(program, now, lo, hi)
+    if not len(data.member_ids):
+        return 0
+    scores = _score(data, now=now, run=run, policy=policy)
+    with transaction.atomic():
+        moved_to_risk = _write(program=program, now=now, scores=scores)
+    if moved_to_risk:
+        signals.send_on_commit(signals.members_at_risk, sender=Program, program=program, member_ids=moved_to_risk)
+    return len(data.member_ids)
+
+
+def health_refresh_finish(*, run: HealthRun) -> HealthRun:
+    """Sum up what the run found (one aggregate query) and close it."""
+    rows = CustomerHealth.objects.filter(program=run.program)
+    policy = health_settings_for(run.program)
+    eligible = (
+        Q(orders__gte=policy.min_orders) | Q(m_score=5)
+        if policy.high_value_spend is None
+        else (Q(orders__gte=policy.min_orders) | Q(total_spent__gte=policy.high_value_spend))
+    )
+    aggregates = {
+        "members": Count("pk"),
+        "at_risk": Count("pk", filter=Q(at_risk=True)),
+        "flagged_by_model": Count("pk", filter=Q(risk_reason__in=["model", "both"])),
+        "flagged_by_gap": Count("pk", filter=Q(risk_reason__in=["gap", "both"])),
+        "eligible": Count("pk", filter=eligible),
+        **{
+            f"t{threshold}": Count("pk", filter=eligible & Q(p_lapse__gt=threshold))
+            for threshold in (*THRESHOLD_PREVIEW, float(policy.lapse_threshold))
+        },
+    }
+    totals = rows.aggregate(**aggregates)
+    counts = dict(rows.values_list("segment").annotate(n=Count("pk")).values_list("segment", "n"))
+    run.members = totals["members"]
+    run.at_risk = totals["at_risk"]
+    run.flagged_by_model = totals["flagged_by_model"]
+    run.flagged_by_gap = totals["flagged_by_gap"]
+    run.eligible = totals["eligible"]
+    if run.scored_by == "bgnbd" and run.eligible:
+        run.threshold_shares = {
+            f"{threshold:.3f}": round(totals[f"t{threshold}"] / run.eligible, 4)
+            for threshold in sorted({*THRESHOLD_PREVIEW, float(policy.lapse_threshold)})
+        }
+    run.segment_counts = {segment: counts.get(segment, 0) for segment in Segment.values}
+    run.finished_at = timezone.now()
+    run.seconds = (run.finished_at - run.started_at).total_seconds()
+    run.save()
+    return run
+
+
+def health_refresh(*, program: Program, now: datetime | None = None, chunk_size: int | None = None) -> HealthRun:
+    """Refresh every member's health in this process, chunk after chunk."""
+    clock = time.perf_counter()
+    run, ranges = health_refresh_start(program=program, now=now, chunk_size=chunk_size)
+    for lo, hi in ranges:
+        health_refresh_range(run=run, lo=lo, hi=hi)
+    HealthRun.objects.filter(pk=run.pk).update(chunks_done=len(ranges))
+    run.chunks_done = len(ranges)
+    run = health_refresh_finish(run=run)
+    if now is not None:  # a backdated run: report wall time, not "now minus the chosen date"
+        run.seconds = time.perf_counter() - clock
+        HealthRun.objects.filter(pk=run.pk).update(seconds=run.seconds)
+    return run
+
+
+def health_chunk_done(*, run_id: int) -> HealthRun | None:
+    """Count a finished chunk; the last one closes the run. Row-locked so exactly one caller finishes."""
+    with transaction.atomic():
+        run = HealthRun.objects.select_for_update().select_related("program").filter(pk=run_id).first()
+        if run is None:
+            return None
+        run.chunks_done += 1
+        HealthRun.objects.filter(pk=run.pk).update(chunks_done=F("chunks_done") + 1)
+        if run.chunks_done < run.chunks:
+            return None
+    return health_refresh_finish(run=run)
+
+
+def health_refresh_all(*, now: datetime | None = None) -> list[HealthRun]:
+    return [health_refresh(program=program, now=now) for program in Program.objects.filter(is_active=True)]
+
+
+def health_fit_all(*, now: datetime | None = None) -> list[HealthModelFit]:
+    return [health_fit_model(program=program, now=now) for program in Program.objects.filter(is_active=True)]
+
+
+# --- scoring (numpy) ---------------------------------------------------------------------------
+
+
+@dataclass
+class Scores:
+    data: ChunkData
+    columns: dict[str, np.ndarray]
+
+
+def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSettings) -> Scores:
+    now_day = now.timestamp() / DAY
+    buyers = data.buyers
+    cut = run.cutpoints
+    n = len(data.member_ids)
+
+    recency = np.where(buyers, np.floor(np.maximum(now_day - np.nan_to_num(data.last_day), 0)), np.nan)
+    age = np.where(buyers, np.floor(np.maximum(now_day - np.nan_to_num(data.first_day), 0)), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.where(data.days > 1, (data.last_day - data.first_day) / (data.days - 1), np.nan)
+        aov = np.where(buyers, data.spent / np.maximum(data.orders, 1), 0.0)
+
+    r = np.where(buyers, rfm.quintile_scores(np.nan_to_num(data.last_day), cut.get("r", [])), 0)
+    f = np.where(buyers, rfm.quintile_scores(data.orders, cut.get("f", [])), 0)
+    m = np.where(buyers, rfm.quintile_scores(data.spent, cut.get("m", [])), 0)
+    segment = rfm.segments_for(np.where(buyers, r, 0), np.where(buyers, rfm.fm_scores(f, m), 0), policy.rfm_grid)
+
+    high_value = m >= 5 if policy.high_value_spend is None else data.spent >= float(policy.high_value_spend)
+    real_history = buyers & ((data.orders >= policy.min_orders) | high_value)
+    typical_gap = np.where(np.isnan(gap), cut.get("median_gap_days") or np.nan, gap)
+    with np.errstate(invalid="ignore"):
+        overdue = real_history & (recency > float(policy.gap_factor) * typical_gap)
+
+    p_alive = np.full(n, np.nan)
+    p_lapse = np.full(n, np.nan)
+    expected = np.full(n, np.nan)
+    clv = np.full(n, np.nan)
+    next_order = np.where(np.isnan(gap), np.nan, data.last_day + gap)  # rules: their own rhythm
+    fit = run.fit
+    model_flag = np.zeros(n, dtype=bool)
+    if fit is not None and fit.usable and buyers.any():
+        params = bgnbd.BGNBDParams(r=fit.r, alpha=fit.alpha, a=fit.a, b=fit.b)
+        x, t_x, age_w = _model_inputs(data, now_day)
+        idx = np.flatnonzero(buyers)
+        x, t_x, age_w = x[idx], t_x[idx], age_w[idx]
+        horizon_w = policy.horizon_days / WEEK_DAYS
+        p_alive[idx] = bgnbd.p_alive(params, x, t_x, age_w)
+        p_lapse[idx] = bgnbd.p_no_purchase(params, horizon_w, x, t_x, age_w)
+        expected[idx] = bgnbd.expected_purchases(params, 90 / WEEK_DAYS, x, t_x, age_w)
+        in_horizon = bgnbd.expected_purchases(params, horizon_w, x, t_x, age_w)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            soon = np.where(in_horizon > 0.05, now_day + policy.horizon_days / in_horizon, np.nan)
+        next_order[idx] = np.where(soon - now_day <= 2 * 365, soon, np.nan)
+        year = bgnbd.expected_purchases(params, CLV_HORIZON_DAYS / WEEK_DAYS, x, t_x, age_w)
+        value = aov[idx]
+        if fit.gg_p is not None:
+            spend = gamma_gamma.GammaGammaParams(p=fit.gg_p, q=fit.gg_q, v=fit.gg_v)
+            value = gamma_gamma.conditional_expected_average_value(spend, x, aov[idx])
+        clv[idx] = year * value
+        with np.errstate(invalid="ignore"):
+            model_flag = real_history & (p_lapse > float(policy.lapse_threshold))
+
+    flagged = model_flag | overdue
+    grid_at_risk = segment == Segment.AT_RISK.value
+    overridable = np.isin(segment, [s.value for s in OVERRIDABLE])
+    segment = np.where(flagged & overridable, Segment.AT_RISK.value, segment)
+    at_risk = segment == Segment.AT_RISK.value
+    reason = np.full(n, "", dtype=object)
+    reason[at_risk & grid_at_risk] = CustomerHealth.Reason.RFM.value
+    reason[at_risk & overdue] = CustomerHealth.Reason.GAP.value
+    reason[at_risk & model_flag] = CustomerHealth.Reason.MODEL.value
+    reason[at_risk & model_flag & overdue] = CustomerHealth.Reason.BOTH.value
+
+    return Scores(
+        data=data,
+        columns={
+            "orders": data.orders,
+            "frequency": np.maximum(data.days - 1, 0),
+            "first_day": data.first_day,
+            "last_day": data.last_day,
+            "recency_days": recency,
+            "age_days": age,
+            "typical_gap_days": gap,
+            "total_spent": data.spent,
+            "monetary": aov,
+            "r_score": r,
+            "f_score": f,
+            "m_score": m,
+            "p_alive": p_alive,
+            "p_lapse": p_lapse,
+            "expected_purchases": expected,
+            "next_order_day": next_order,
+            "predicted_clv": clv,
+            "segment": segment,
+            "at_risk": at_risk,
+            "risk_reason": reason,
+            "scored_by": np.full(n, run.scored_by, dtype=object),
+        },
+    )
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+FIELDS = [
+    "orders", "frequency", "first_purchase_at", "last_purchase_at", "recency_days", "age_days", "typical_gap_days",
+    "total_spent", "monetary", "r_score", "f_score", "m_score", "p_alive", "p_lapse", "expected_purchases",
+    "expected_next_order_on", "predicted_clv", "segment", "segment_since", "at_risk", "risk_reason", "scored_by",
+    "computed_at",
+]  # fmt: skip
+
+
+def _rows(program: Program, now: datetime, scores: Scores) -> Iterator[tuple]:
+    """One tuple per member in ``FIELDS`` order (after member_id, program_id); Python values."""
+    c = scores.columns
+    utc = timezone.get_fixed_timezone(0)
+
+    def when(day: float) -> datetime | None:
+        return None if np.isnan(day) else datetime.fromtimestamp(day * DAY, tz=utc)
+
+    def num(value: float, digits: int | None = None):
+        if np.isnan(value):
+            return None
+        return round(float(value), digits) if digits is not None else float(value)
+
+    def money(value: float) -> Decimal | None:
+        return None if np.isnan(value) else Decimal(f"{value:.2f}")
+
+    def score(value: int) -> int | None:
+        return int(value) or None
+
+    for i, member_id in enumerate(scores.data.member_ids.tolist()):
+        next_day = c["next_order_day"][i]
+        yield (
+            member_id,
+            program.pk,
+            int(c["orders"][i]),
+            int(c["frequency"][i]),
+            when(c["first_day"][i]),
+            when(c["last_day"][i]),
+            None if np.isnan(c["recency_days"][i]) else int(c["recency_days"][i]),
+            None if np.isnan(c["age_days"][i]) else int(c["age_days"][i]),
+            num(c["typical_gap_days"][i], 2),
+            money(c["total_spent"][i]),
+            money(c["monetary"][i]),
+            score(c["r_score"][i]),
+            score(c["f_score"][i]),
+            score(c["m_score"][i]),
+            num(c["p_alive"][i], 6),
+            num(c["p_lapse"][i], 6),
+            num(c["expected_purchases"][i], 6),
+            None if np.isnan(next_day) else when(next_day).date(),
+            money(c["predicted_clv"][i]),
+            c["segment"][i],
+            now,  # segment_since: kept when the segment did not change (see the writers)
+            bool(c["at_risk"][i]),
+            c["risk_reason"][i],
+            c["scored_by"][i],
+            now,
+        )
+
+
+def _write(*, program: Program, now: datetime, scores: Scores) -> list[int]:
+    if connection.vendor == "postgresql":
+        return _write_postgresql(program, now, scores)
+    return _write_generic(program, now, scores)
+
+
+def _write_generic(program: Program, now: datetime, scores: Scores) -> list[int]:
+    ids = scores.data.member_ids.tolist()
+    existing = CustomerHealth.objects.filter(member_id__gte=ids[0], member_id__lte=ids[-1], program=program)
+    before = {
+        member_id: (segment, since)
+        for member_id, segment, since in existing.values_list("member_id", "segment", "segment_since")
+    }
+    objects, changes, moved_to_risk = [], [], []
+    for row in _rows(program, now, scores):
+        values = dict(zip(["member_id", "program_id", *FIELDS], row, strict=True))
+        old, old_since = before.get(values["member_id"], (None, None))
+        if old == values["segment"]:
+            values["segment_since"] = old_since
+        else:
+            changes.append(
+                SegmentChange(
+                    program_id=program.pk,
+                    member_id=values["member_id"],
+                    from_segment=old or "",
+                    to_segment=values["segment"],
+                    changed_at=now,
+                )
+            )
+            if values["segment"] == Segment.AT_RISK:
+                moved_to_risk.append(values["member_id"])
+        objects.append(CustomerHealth(**values))
+    CustomerHealth.objects.bulk_create(
+        objects,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["member"],
+        update_fields=["program", *FIELDS],
+    )
+    SegmentChange.objects.bulk_create(changes, batch_size=1000)
+    return moved_to_risk
+
+
+def _write_postgresql(program: Program, now: datetime, scores: Scores) -> list[int]:
+    """``COPY`` the chunk into a temporary table, record segment changes and upsert, all in SQL."""
+    table = CustomerHealth._meta.db_table
+    changes = SegmentChange._meta.db_table
+    columns = ["member_id", "program_id", *FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS loyalty_health_stage "
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE loyalty_health_stage")
+        raw = cursor.cursor  # psycopg's own cursor, for COPY
+        with raw.copy(f"COPY loyalty_health_stage ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in _rows(program, now, scores):
+                copy.write_row(row)
+        cursor.execute(
+            f"""
+            INSERT INTO {changes} (program_id, member_id, from_segment, to_segment, changed_at)
+            SELECT s.program_id, s.member_id, COALESCE(h.segment, ''), s.segment, s.computed_at
+              FROM loyalty_health_stage s LEFT JOIN {table} h ON h.member_id = s.member_id
+             WHERE h.segment IS DISTINCT FROM s.segment
+            RETURNING member_id, to_segment
+            """
+        )
+        moved_to_risk = [member_id for member_id, segment in cursor.fetchall() if segment == Segment.AT_RISK]
+        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in ["program_id", *FIELDS] if name != "segment_since")
+        cursor.execute(
+            f"""
+            INSERT INTO {table} ({", ".join(columns)})
+            SELECT {", ".join(columns)} FROM loyalty_health_stage
+            ON CONFLICT (member_id) DO UPDATE SET {updates},
+                segment_since = CASE WHEN {table}.segment = EXCLUDED.segment
+                                     THEN {table}.segment_since ELSE EXCLUDED.segment_since END
+            """
+        )
+    return moved_to_risk
