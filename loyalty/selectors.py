@@ -6,13 +6,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
-from django.db.models import DecimalField, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .conf import loyalty_settings
-from .models import Member, PointsEntry, Purchase, Redemption, Reward, Tier
+from .models import (
+    CustomerHealth,
+    HealthModelFit,
+    HealthRun,
+    Member,
+    Message,
+    PointsEntry,
+    Purchase,
+    Redemption,
+    Reward,
+    SegmentChange,
+    Tier,
+)
 
 
 @dataclass(frozen=True)
@@ -261,3 +273,100 @@ def tier_progress(member: Member, *, at: datetime | None = None) -> TierProgress
         missing = int(gap.to_integral_value(rounding=ROUND_CEILING))
     fraction = 1.0 if next_tier.threshold <= 0 else min(max(float(value / next_tier.threshold), 0.0), 1.0)
     return TierProgress(current, next_tier, value, missing, fraction, program.currency, kept_until)
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+_PERCENT = Decimal("0.01")
+
+
+def _rate(part: int, whole: int) -> Decimal | None:
+    """``part / whole`` in percent (exact Decimal), ``None`` when ``whole`` is 0."""
+    return Decimal(part) * 100 / Decimal(whole) if whole else None
+
+
+def _rounded(value: Decimal | None) -> Decimal | None:
+    return value.quantize(_PERCENT) if value is not None else None
+
+
+def campaign_report(*, campaign) -> dict:
+    """What a campaign achieved against its control group: one aggregate query over its messages.
+
+    Counts are messages (one per member and cycle). ``eligible``: every row, control included;
+    ``opened``/``clicked``/``converted``/``revenue`` of sent messages. Rates are percentages
+    (``conversion_rate`` = converted / sent); ``uplift`` = treatment rate - control rate in
+    percentage points, ``relative_uplift`` = uplift / control rate in percent. ``None`` when a
+    rate's denominator is 0. Money is Decimal in the programme's currency.
+    """
+    status = Message.Status
+    sent, control = Q(status=status.SENT), Q(status=status.CONTROL)
+    totals = Message.objects.filter(campaign=campaign).aggregate(
+        eligible=Count("pk"),
+        queued=Count("pk", filter=Q(status=status.QUEUED)),
+        sent=Count("pk", filter=sent),
+        failed=Count("pk", filter=Q(status=status.FAILED)),
+        skipped=Count("pk", filter=Q(status=status.SKIPPED)),
+        opened=Count("pk", filter=sent & Q(opened_at__isnull=False)),
+        clicked=Count("pk", filter=sent & Q(clicked_at__isnull=False)),
+        unsubscribed=Count("pk", filter=Q(unsubscribed_at__isnull=False)),
+        converted=Count("pk", filter=sent & Q(converted_at__isnull=False)),
+        revenue=Sum("revenue", filter=sent & Q(converted_at__isnull=False)),
+        control=Count("pk", filter=control),
+        control_converted=Count("pk", filter=control & Q(converted_at__isnull=False)),
+        control_revenue=Sum("revenue", filter=control & Q(converted_at__isnull=False)),
+    )
+    treatment_rate = _rate(totals["converted"], totals["sent"])
+    control_rate = _rate(totals["control_converted"], totals["control"])
+    uplift = treatment_rate - control_rate if treatment_rate is not None and control_rate is not None else None
+    relative = uplift * 100 / control_rate if uplift is not None and control_rate else None
+    return {
+        **{key: totals[key] for key in ("eligible", "queued", "sent", "failed", "skipped", "opened", "clicked")},
+        "unsubscribed": totals["unsubscribed"],
+        "converted": totals["converted"],
+        "revenue": (totals["revenue"] or Decimal("0")).quantize(_CENT),
+        "conversion_rate": _rounded(treatment_rate),
+        "control": {
+            "members": totals["control"],
+            "converted": totals["control_converted"],
+            "revenue": (totals["control_revenue"] or Decimal("0")).quantize(_CENT),
+            "conversion_rate": _rounded(control_rate),
+        },
+        "uplift": _rounded(uplift),
+        "relative_uplift": _rounded(relative),
+    }
+
+
+# --- customer health --------------------------------------------------------------------------
+
+
+def latest_health_fit(*, program) -> HealthModelFit | None:
+    return HealthModelFit.objects.filter(program=program).order_by("-fitted_at", "-id").first()
+
+
+def latest_health_run(*, program) -> HealthRun | None:
+    return HealthRun.objects.filter(program=program).order_by("-started_at", "-id").first()
+
+
+def default_health_program():
+    """The programme whose health admin pages describe when none is chosen: the oldest active one."""
+    from .models import Program
+
+    return Program.objects.filter(is_active=True).order_by("created_at", "pk").first()
+
+
+def members_moved_into(*, program, segment: str, since: datetime) -> QuerySet[SegmentChange]:
+    """Who entered ``segment`` since ``since`` (e.g. "at risk this week"), newest first."""
+    return (
+        SegmentChange.objects.filter(program=program, to_segment=segment, changed_at__gte=since)
+        .select_related("member__user")
+        .order_by("-changed_at", "-id")
+    )
+
+
+def at_risk_members(*, program) -> QuerySet[CustomerHealth]:
+    """Members flagged at risk, most likely to lapse first."""
+    return (
+        CustomerHealth.objects.filter(program=program, at_risk=True)
+        .select_related("member__user")
+        .order_by(F("p_lapse").desc(nulls_last=True), "-recency_days")
+    )

@@ -1,3 +1,3 @@
 """Django admin for loyalty, one module per area."""
 
-from . import base, rewards, rules, tiers  # noqa: F401  (registers the ModelAdmins)
+from . import base, campaigns, health, rewards, rules, tiers  # noqa: F401  (registers the ModelAdmins)

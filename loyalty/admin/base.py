@@ -9,7 +9,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -100,12 +100,20 @@ class MemberAdmin(admin.ModelAdmin):
         "tier",
         "balance",
         "balance_value",
+        "segment",
         "joined_at",
         "marketing_consent",
     ]
-    list_filter = ["program", "tier", "marketing_consent", ("joined_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "program",
+        "tier",
+        "health__segment",
+        "health__at_risk",
+        "marketing_consent",
+        ("joined_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["user__email", "user__username", "user__first_name", "user__last_name"]
-    list_select_related = ["user", "program", "tier"]
+    list_select_related = ["user", "program", "tier", "health"]
     date_hierarchy = "joined_at"
     autocomplete_fields = ["user"]
     readonly_fields = [
@@ -119,11 +127,13 @@ class MemberAdmin(admin.ModelAdmin):
         "last_purchase_at",
         "referral_code",
         "referred_by",
+        "health_summary",
     ]
     fieldsets = [
         (None, {"fields": ["program", "user", "joined_at", "birth_date"]}),
         (_("Points"), {"fields": ["balance", "balance_value", "pending_points", "lifetime_points"]}),
         (_("Tier and activity"), {"fields": ["tier", "tier_since", "orders_count", "last_purchase_at"]}),
+        (_("Health"), {"fields": ["health_summary"]}),
         (_("Referrals"), {"fields": ["referral_code", "referred_by"]}),
         (_("Consent"), {"fields": ["marketing_consent", "consent_changed_at"]}),
     ]
@@ -132,7 +142,44 @@ class MemberAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # The change page shows the balance's value, which needs the programme.
-        return super().get_queryset(request).select_related("user", "program", "tier")
+        return super().get_queryset(request).select_related("user", "program", "tier", "health")
+
+    @admin.display(description=_("segment"), ordering="health__segment")
+    def segment(self, obj: Member) -> str:
+        health = getattr(obj, "health", None)
+        if health is None:
+            return "–"
+        label = health.get_segment_display()
+        return format_html("<strong>{}</strong>", label) if health.at_risk else label
+
+    @admin.display(description=_("customer health"))
+    def health_summary(self, obj: Member) -> str:
+        health = getattr(obj, "health", None) if obj and obj.pk else None
+        if health is None:
+            return _("Not scored yet (the nightly health refresh scores every member).")
+        percent = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
+        rows = [
+            (_("Segment"), f"{health.get_segment_display()} ({_('since')} {health.segment_since:%Y-%m-%d})"),
+            (_("At risk"), health.get_risk_reason_display() if health.at_risk else _("No")),
+            (_("Orders / repeat purchase days"), f"{health.orders} / {health.frequency}"),
+            (_("Days since last order"), "–" if health.recency_days is None else health.recency_days),
+            (_("Typical gap (days)"), "–" if health.typical_gap_days is None else f"{health.typical_gap_days:.0f}"),
+            (_("Average order value"), f"{health.monetary} {obj.program.currency}"),
+            (_("RFM"), "–" if health.r_score is None else f"{health.r_score}-{health.f_score}-{health.m_score}"),
+            (_("P(alive)"), percent(health.p_alive)),
+            (_("P(no purchase in horizon)"), percent(health.p_lapse)),
+            (
+                _("Expected purchases (90 days)"),
+                "–" if health.expected_purchases is None else f"{health.expected_purchases:.2f}",
+            ),
+            (_("Expected next order"), health.expected_next_order_on or "–"),
+            (
+                _("Predicted value (1 year)"),
+                "–" if health.predicted_clv is None else f"{health.predicted_clv} {obj.program.currency}",
+            ),
+            (_("Scored by"), f"{health.scored_by}, {health.computed_at:%Y-%m-%d %H:%M}"),
+        ]
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

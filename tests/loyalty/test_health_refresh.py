@@ -35,8 +35,7 @@ def buyer(program, name: str, *, orders: int, last_days_ago: float, gap_days: fl
     return member
 
 
-@pytest.fixture
-def shop(program):
+def five_buyers(program) -> dict:
     """Five buyers, one per quintile on each of R, F and M, and one member who never bought."""
     return {
         "champion": buyer(program, "ada", orders=5, last_days_ago=1, gap_days=30, spent="500"),
@@ -46,6 +45,11 @@ def shop(program):
         "dormant": buyer(program, "eve", orders=2, last_days_ago=300, gap_days=30, spent="100"),
         "prospect": member_enroll(program=program, user=UserFactory(username="fay"))[0],
     }
+
+
+@pytest.fixture
+def shop(program):
+    return five_buyers(program)
 
 
 def health(member) -> CustomerHealth:
