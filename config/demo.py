@@ -244,6 +244,35 @@ def prepare_database(*, seed: int) -> None:
     expired = points_expire_due()
     if expired:
         say(f"Expired the points older than the programme's lifetime of {expired} members.")
+    nightly_health_and_campaigns()
+
+
+def nightly_health_and_campaigns() -> None:
+    """What the nightly beat tasks do: score every member, then let active campaigns pick their audience.
+
+    A campaign run is once per day (its cycle), so restarting the demo the same day sends nothing twice.
+    """
+    from django.db.models import Q
+    from django.db.models.functions import Mod
+    from django.utils import timezone
+
+    from loyalty.models import Campaign, Member
+    from loyalty.services.campaigns import campaign_run
+    from loyalty.services.health import health_refresh_all
+    from shop.demo_data import DRIFTING_CUSTOMER_EMAIL
+
+    # Most demo customers said yes to marketing emails when they registered (every seventh did not).
+    undecided = Member.objects.filter(consent_changed_at__isnull=True).annotate(bucket=Mod("user_id", 7))
+    consenting = undecided.filter(Q(user__email=DRIFTING_CUSTOMER_EMAIL) | ~Q(bucket=0)).values_list("pk", flat=True)
+    Member.objects.filter(pk__in=list(consenting)).update(marketing_consent=True, consent_changed_at=timezone.now())
+    for run in health_refresh_all():
+        say(
+            f"Customer health: {run.members} members scored ({run.scored_by}), {run.at_risk} at risk "
+            f"({DRIFTING_CUSTOMER_EMAIL} among them: sign in to win him back)."
+        )
+    for campaign in Campaign.objects.filter(is_active=True, program__is_active=True):
+        result = campaign_run(campaign=campaign)
+        say(f"Campaign \"{campaign}\": {result}")
 
 
 def _http_get(url: str, *, server: Child, timeout: float = 60) -> int:

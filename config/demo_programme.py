@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from loyalty.models import EarningRule, Program, Reward, Tier
+from loyalty.models import Campaign, EarningRule, Program, Reward, Segment, Tier
 
 
 def next_weekend(now: datetime) -> tuple[datetime, datetime]:
@@ -90,5 +90,18 @@ def create_demo_programme(now: datetime | None = None) -> Program:
         min_order_amount=Decimal("30.00"),
         active_from=start,
         active_until=end,
+    )
+    # Win back drifting regulars: 250 points on the house, a tenth held out to measure the uplift.
+    Campaign.objects.create(
+        program=program,
+        name="We miss you",
+        segments=[Segment.AT_RISK],
+        incentive=Campaign.Incentive.POINTS,
+        incentive_points=250,
+        incentive_valid_days=30,
+        cooldown_days=30,
+        control_percent=10,
+        attribution_days=14,
+        is_active=True,
     )
     return program

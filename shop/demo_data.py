@@ -39,6 +39,8 @@ from .models import Order, Product
 
 DEMO_PASSWORD = "demo1234"
 DEMO_CUSTOMER_EMAIL = "anna@example.com"
+# A regular who stopped ordering a few months ago: sign in as him to see a win-back email work.
+DRIFTING_CUSTOMER_EMAIL = "marco@example.com"
 CENT = Decimal("0.01")
 HISTORY_DAYS = 730
 
@@ -168,7 +170,7 @@ class _Generator:
         local = style.format(f=_ascii(first), l=_ascii(last), i=_ascii(first)[0])
         email = f"{local}@{self.rng.choice(DOMAINS)}"
         n = 2
-        while email in self.used_emails or email == DEMO_CUSTOMER_EMAIL:
+        while email in self.used_emails or email in (DEMO_CUSTOMER_EMAIL, DRIFTING_CUSTOMER_EMAIL):
             email = f"{local}{n}@{self.rng.choice(DOMAINS)}"
             n += 1
         self.used_emails.add(email)
@@ -274,6 +276,17 @@ class _Generator:
             while self.series(customer, first, stop, (18, 38)) < 6:  # a safety net; rarely needed
                 self.plans = [plan for plan in self.plans if plan.customer is not customer]
                 first = max(0.0, first - 60)
+
+        # drifting: bought every 3-5 weeks, then stopped 2-4 months ago (not yet lost)
+        marco = _Customer("drifting", "Marco", "Bianchi", DRIFTING_CUSTOMER_EMAIL)
+        marco.joined = self.start - timedelta(days=30)
+        self.used_emails.add(marco.email)
+        drifting = [marco] + [self.customer("drifting") for _ in range(5)]
+        for customer in drifting[1:]:
+            customer.joined = self.start - timedelta(days=rng.uniform(5, 60))
+        for customer in drifting:
+            customers.append(customer)
+            self.series(customer, rng.uniform(0, 90), elapsed - rng.uniform(75, 120), (21, 35))
 
         for _ in range(30):  # occasional buyers
             customer = self.customer("occasional")
