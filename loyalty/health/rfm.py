@@ -1,9 +1,10 @@
 """RFM scoring and the score-to-segment grid (pure numpy; no Django).
 
-Scores are quintiles, 5 = best: bought most recently, most orders, most spent. The
-breakpoints come from SQL (``NTILE(5)`` over the programme's buyers); each customer is
-then scored against them, so equal values always get equal scores, also when a large
-programme is refreshed in chunks.
+Scores are quintiles, 5 = best: bought most recently, most orders, most spent. A value's
+score is the quintile of the middle of the rank span its ties occupy (window functions in
+SQL over the programme's buyers give, per score, the smallest value that earns it); each
+customer is then scored against those bounds, so equal values always get equal scores, also
+when a large programme is refreshed in chunks.
 
 The segment is read from a grid of the recency score R and FM = (F + M) / 2 rounded up,
 as Shopify's customer report does with its eleven RFM groups. Members who never bought
@@ -12,7 +13,7 @@ are "prospects" and have no scores.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -28,18 +29,31 @@ DEFAULT_GRID: dict[str, str] = {f"{r},{fm}": seg for r, row in _ROWS.items() for
 PROSPECTS = "prospects"
 
 
-def quintile_scores(values: np.ndarray, upper_bounds: Sequence[float], *, higher_is_better: bool = True) -> np.ndarray:
-    """Score each value 1-5 against the upper bounds of the lower four quintiles.
+def quintile_scores(values: np.ndarray, lower_bounds: Mapping[int | str, float]) -> np.ndarray:
+    """Score each value 1-5 from the smallest value that earns each score.
 
-    ``upper_bounds`` are the largest values in NTILE buckets 1-4 (ascending). A value at or
-    below bound i falls in bucket i + 1. With ``higher_is_better=False`` (days since last
-    order) the scale is turned round so 5 is still best.
+    ``lower_bounds`` maps a score to the smallest value with that score (scores that no value
+    earned are absent). Values below every bound get the lowest score present.
     """
     values = np.asarray(values, dtype=float)
-    bounds = np.asarray(list(upper_bounds)[:4], dtype=float)
-    buckets = np.searchsorted(bounds, values, side="left") + 1  # 1..5
-    buckets = np.clip(buckets, 1, 5)
-    return buckets if higher_is_better else 6 - buckets
+    if not lower_bounds:
+        return np.ones(values.shape, dtype=int)
+    pairs = sorted((float(bound), int(score)) for score, bound in lower_bounds.items())
+    bounds = np.array([bound for bound, _ in pairs])
+    scores = np.array([score for _, score in pairs])
+    index = np.searchsorted(bounds, values, side="right") - 1
+    return scores[np.clip(index, 0, len(scores) - 1)]
+
+
+def midpoint_quintile(less: np.ndarray, equal: np.ndarray, total: int) -> np.ndarray:
+    """The quintile (1-5) of the middle of the rank span a value's ties occupy.
+
+    ``less``: how many values are smaller; ``equal``: how many are equal. Equal values share
+    a score, and a small programme still spreads its customers over the scale (two customers
+    score 2 and 4, not 1 and 2). The SQL in ``services.health`` computes the same thing.
+    """
+    middle = np.asarray(less, dtype=float) + np.asarray(equal, dtype=float) / 2
+    return np.minimum(5, 1 + np.floor(5 * middle / total)).astype(int)
 
 
 def fm_scores(f: np.ndarray, m: np.ndarray) -> np.ndarray:

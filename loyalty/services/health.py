@@ -105,31 +105,45 @@ def _status_params() -> list[str]:
     return [str(status) for status in COUNTED_STATUSES]
 
 
+def _floor(expression: str) -> str:
+    return f"FLOOR({expression})" if connection.vendor != "sqlite" else f"CAST({expression} AS INTEGER)"
+
+
 def _cutpoints(program: Program, now: datetime) -> dict:
-    """Upper bounds of RFM quintiles 1-4 (``NTILE(5)`` in SQL) and the median gap between orders."""
+    """Per RFM dimension, the smallest value that earns each score 1-5, and the median gap between orders.
+
+    Window functions over the programme's buyers: a value's score is the quintile of the middle
+    of the rank span its ties occupy (see ``rfm.midpoint_quintile``). Recency is compared by day
+    and spend by whole currency units, so chunks scored later agree exactly.
+    """
     gap = "CASE WHEN days > 1 THEN (last_day - first_day) / (days - 1) END"
+    score = _floor("5.0 * (le - cnt / 2.0) / n")
     sql = f"""
         WITH agg AS ({_purchases_sql("")}),
-        tiles AS (
-            SELECT last_day, orders, spent, {gap} AS gap,
-                   NTILE(5) OVER (ORDER BY last_day) AS rt,
-                   NTILE(5) OVER (ORDER BY orders) AS ft,
-                   NTILE(5) OVER (ORDER BY spent) AS mt
-              FROM agg
+        dims AS (
+            SELECT 'r' AS dim, {_floor("last_day")} AS v FROM agg
+            UNION ALL SELECT 'f', orders FROM agg
+            UNION ALL SELECT 'm', {_floor("spent")} FROM agg
         ),
-        gaps AS (SELECT gap, NTILE(2) OVER (ORDER BY gap) AS half FROM tiles WHERE gap IS NOT NULL)
-        SELECT 'r', rt, MAX(last_day) FROM tiles GROUP BY rt
-        UNION ALL SELECT 'f', ft, MAX(orders) FROM tiles GROUP BY ft
-        UNION ALL SELECT 'm', mt, MAX(spent) FROM tiles GROUP BY mt
-        UNION ALL SELECT 'g', half, MAX(gap) FROM gaps GROUP BY half
+        counts AS (SELECT dim, v, COUNT(*) AS cnt FROM dims GROUP BY dim, v),
+        ranked AS (
+            SELECT dim, v, cnt,
+                   SUM(cnt) OVER (PARTITION BY dim ORDER BY v) AS le,
+                   SUM(cnt) OVER (PARTITION BY dim) AS n
+              FROM counts
+        ),
+        gaps AS (SELECT {gap} AS gap FROM agg),
+        halves AS (SELECT gap, NTILE(2) OVER (ORDER BY gap) AS half FROM gaps WHERE gap IS NOT NULL)
+        SELECT dim, 1 + {score} AS score, MIN(v) FROM ranked GROUP BY dim, 1 + {score}
+        UNION ALL SELECT 'g', half, MAX(gap) FROM halves GROUP BY half
     """
-    bounds: dict[str, dict[int, float]] = {"r": {}, "f": {}, "m": {}, "g": {}}
+    bounds: dict[str, dict[str, float]] = {"r": {}, "f": {}, "m": {}, "g": {}}
     with connection.cursor() as cursor:
         cursor.execute(sql, [program.pk, *_status_params(), now])
         for dim, tile, value in cursor.fetchall():
-            bounds[dim][int(tile)] = float(value)
-    result = {dim: [bounds[dim][t] for t in sorted(bounds[dim]) if t < 5] for dim in ("r", "f", "m")}
-    result["median_gap_days"] = bounds["g"].get(1)
+            bounds[dim][str(min(int(tile), 5))] = float(value)
+    result: dict = {dim: bounds[dim] for dim in ("r", "f", "m")}
+    result["median_gap_days"] = bounds["g"].get("1")
     return result
 
 
@@ -414,9 +428,9 @@ def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSett
         gap = np.where(data.days > 1, (data.last_day - data.first_day) / (data.days - 1), np.nan)
         aov = np.where(buyers, data.spent / np.maximum(data.orders, 1), 0.0)
 
-    r = np.where(buyers, rfm.quintile_scores(np.nan_to_num(data.last_day), cut.get("r", [])), 0)
-    f = np.where(buyers, rfm.quintile_scores(data.orders, cut.get("f", [])), 0)
-    m = np.where(buyers, rfm.quintile_scores(data.spent, cut.get("m", [])), 0)
+    r = np.where(buyers, rfm.quintile_scores(np.floor(np.nan_to_num(data.last_day)), cut.get("r", {})), 0)
+    f = np.where(buyers, rfm.quintile_scores(data.orders, cut.get("f", {})), 0)
+    m = np.where(buyers, rfm.quintile_scores(np.floor(data.spent), cut.get("m", {})), 0)
     segment = rfm.segments_for(np.where(buyers, r, 0), np.where(buyers, rfm.fm_scores(f, m), 0), policy.rfm_grid)
 
     high_value = m >= 5 if policy.high_value_spend is None else data.spent >= float(policy.high_value_spend)

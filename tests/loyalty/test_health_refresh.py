@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from loyalty import signals, tasks
+from loyalty.health import rfm
 from loyalty.models import CustomerHealth, HealthModelFit, HealthRun, Purchase, Segment, SegmentChange
 from loyalty.services import member_enroll
 from loyalty.services.health import health_fit_model, health_refresh, health_settings_for
@@ -232,3 +233,38 @@ def test_with_enough_history_the_purchase_model_scores_everyone(program):
     assert health(drifting).at_risk and health(drifting).risk_reason in ("model", "both")
     assert set(run.threshold_shares) >= {"0.500", "0.700", "0.900"}
     assert run.threshold_shares["0.500"] >= run.threshold_shares["0.900"]
+
+
+def test_scores_from_sql_bounds_match_the_midpoint_quintile_of_each_value(program):
+    rng = np.random.default_rng(3)
+    for i in range(40):  # many ties: orders 1-3, spend in a few steps
+        orders = int(rng.integers(1, 4))
+        buyer(
+            program,
+            f"t{i}",
+            orders=orders,
+            last_days_ago=float(rng.integers(1, 30)),
+            gap_days=7,
+            spent=str(int(rng.choice([20, 50, 50, 120]))),
+        )
+    health_refresh(program=program, now=NOW)
+
+    rows = list(CustomerHealth.objects.filter(orders__gt=0).values_list("orders", "total_spent", "f_score", "m_score"))
+    orders = np.array([r[0] for r in rows])
+    spent = np.floor([float(r[1]) for r in rows])  # spend is compared in whole currency units
+    for values, scores in ((orders, [r[2] for r in rows]), (spent, [r[3] for r in rows])):
+        less = np.array([(values < v).sum() for v in values])
+        equal = np.array([(values == v).sum() for v in values])
+        assert list(rfm.midpoint_quintile(less, equal, len(values))) == scores
+
+
+def test_two_customers_still_spread_over_the_scale(program):
+    """A brand-new shop: quintiles of two buyers are 2 and 4, so the grid still makes sense."""
+    recent = buyer(program, "new1", orders=2, last_days_ago=2, gap_days=10, spent="80")
+    older = buyer(program, "new2", orders=2, last_days_ago=60, gap_days=10, spent="80")
+
+    health_refresh(program=program, now=NOW)
+
+    assert (health(recent).r_score, health(older).r_score) == (4, 2)
+    assert health(recent).f_score == health(older).f_score == 3
+    assert health(older).segment == Segment.AT_RISK  # R2, FM3; and 60 days > 2.5 x 10
