@@ -26,7 +26,7 @@ def model_status_html(program) -> str:
     if fit is None:
         return _("Not fitted yet: the nightly refresh fits the model on its first run.")
     if fit.usable:
-        return format_html(
+        fitted = format_html(
             _("BG/NBD purchase model fitted {} on {} buyers (r={}, α={}, a={}, b={}, log-likelihood {})."),
             f"{fit.fitted_at:%Y-%m-%d %H:%M}",
             f"{fit.buyers:,}",
@@ -35,6 +35,18 @@ def model_status_html(program) -> str:
             f"{fit.a:.3f}",
             f"{fit.b:.3f}",
             f"{fit.log_likelihood:,.1f}",
+        )
+        if fit.backtest_auc is None:
+            return format_html("{} {}", fitted, _("At-risk score: the model's lapse probability (no backtest yet)."))
+        return format_html(
+            "{} {}",
+            fitted,
+            format_html(
+                _("At-risk score learnt from the last {} days: ROC AUC {} there (recency alone: {})."),
+                fit.backtest_days,
+                f"{fit.backtest_auc:.3f}",
+                f"{fit.backtest_recency_auc:.3f}",
+            ),
         )
     return format_html(
         "<strong>{}</strong> {}. {}",

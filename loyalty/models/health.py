@@ -119,6 +119,15 @@ class HealthModelFit(models.Model):
     gg_p = models.FloatField(null=True, blank=True)
     gg_q = models.FloatField(null=True, blank=True)
     gg_v = models.FloatField(null=True, blank=True)
+    risk_model = models.JSONField(
+        _("at-risk model"),
+        null=True,
+        blank=True,
+        help_text=_("Weights learnt from a backtest on the shop's own history (see docs/health.md)."),
+    )
+    backtest_days = models.PositiveIntegerField(_("backtest window (days)"), null=True, blank=True)
+    backtest_auc = models.FloatField(_("backtest ROC AUC"), null=True, blank=True)
+    backtest_recency_auc = models.FloatField(_("backtest ROC AUC of recency alone"), null=True, blank=True)
     seconds = models.FloatField(_("fit time (s)"), default=0)
 
     class Meta:

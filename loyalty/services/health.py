@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from .. import signals
 from ..conf import loyalty_settings
-from ..health import bgnbd, gamma_gamma, rfm
+from ..health import bgnbd, gamma_gamma, metrics, rfm, risk
 from ..models import (
     CustomerHealth,
     HealthModelFit,
@@ -251,6 +251,7 @@ def health_fit_model(*, program: Program, now: datetime | None = None) -> Health
             if not result.converged:
                 fit.reason = "The optimiser stopped before converging; the parameters are its best estimate."
             _fit_spend(fit, data, x)
+            _fit_risk(fit, program, data, now=now, horizon_days=policy.horizon_days)
         except (ValueError, FloatingPointError, ArithmeticError, np.linalg.LinAlgError) as exc:
             logger.exception("Health model fit failed for programme %s.", program.pk)
             fit.status, fit.reason = HealthModelFit.Status.FAILED, f"{type(exc).__name__}: {exc}"[:255]
@@ -258,6 +259,50 @@ def health_fit_model(*, program: Program, now: datetime | None = None) -> Health
     fit.seconds = time.perf_counter() - started
     fit.save()
     return fit
+
+
+MIN_BACKTEST_DAYS = 14
+
+
+def _fit_risk(fit: HealthModelFit, program: Program, data: ChunkData, *, now: datetime, horizon_days: int) -> None:
+    """Learn the at-risk score from a backtest: cut the history, see who bought nothing after the cut.
+
+    See ``loyalty.health.risk``. Without a usable backtest the score is BG/NBD's lapse probability alone.
+    """
+    days = min(horizon_days, fit.history_days // 3)
+    if days < MIN_BACKTEST_DAYS:
+        return
+    cut = now - timedelta(days=days)
+    before = _buyer_arrays(program, cut)
+    if len(before.member_ids) < 50:
+        return
+    bought_after = Purchase.objects.filter(
+        program=program,
+        member__isnull=False,
+        status__in=COUNTED_STATUSES,
+        occurred_at__gt=cut,
+        occurred_at__lte=now,
+    ).values_list("member_id", flat=True)
+    lapsed = ~np.isin(before.member_ids, np.fromiter(bought_after.distinct().iterator(), dtype=np.int64))
+    if lapsed.all() or not lapsed.any():
+        return
+    x_b, t_x_b, age_b = _model_inputs(before, cut.timestamp() / DAY)
+    try:
+        cut_params = bgnbd.fit(x_b, t_x_b, age_b).params
+        model = risk.fit(cut_params, x_b, t_x_b, age_b, lapsed, horizon=days / WEEK_DAYS)
+        params = bgnbd.BGNBDParams(r=fit.r, alpha=fit.alpha, a=fit.a, b=fit.b)
+        x, t_x, age = _model_inputs(data, now.timestamp() / DAY)
+        if days < horizon_days:  # the backtest window was shorter: match the model's mean over the horizon
+            target = bgnbd.p_no_purchase(params, horizon_days / WEEK_DAYS, x, t_x, age).mean()
+            model = risk.calibrated_to(model, risk.linear_score(model, params, x, t_x, age), float(target))
+    except (ValueError, FloatingPointError, ArithmeticError):
+        logger.warning("At-risk backtest failed for programme %s; using BG/NBD alone.", program.pk, exc_info=True)
+        return
+    in_sample = risk.lapse_probability(model, cut_params, x_b, t_x_b, age_b)
+    fit.risk_model = model.as_dict()
+    fit.backtest_days = days
+    fit.backtest_auc = metrics.roc_auc(lapsed.astype(int), in_sample)
+    fit.backtest_recency_auc = metrics.roc_auc(lapsed.astype(int), age_b - t_x_b)
 
 
 def _fit_spend(fit: HealthModelFit, data: ChunkData, x: np.ndarray) -> None:
@@ -453,7 +498,10 @@ def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSett
         x, t_x, age_w = x[idx], t_x[idx], age_w[idx]
         horizon_w = policy.horizon_days / WEEK_DAYS
         p_alive[idx] = bgnbd.p_alive(params, x, t_x, age_w)
-        p_lapse[idx] = bgnbd.p_no_purchase(params, horizon_w, x, t_x, age_w)
+        if fit.risk_model:
+            p_lapse[idx] = risk.lapse_probability(risk.RiskModel.from_dict(fit.risk_model), params, x, t_x, age_w)
+        else:
+            p_lapse[idx] = bgnbd.p_no_purchase(params, horizon_w, x, t_x, age_w)
         expected[idx] = bgnbd.expected_purchases(params, 90 / WEEK_DAYS, x, t_x, age_w)
         in_horizon = bgnbd.expected_purchases(params, horizon_w, x, t_x, age_w)
         with np.errstate(divide="ignore", invalid="ignore"):

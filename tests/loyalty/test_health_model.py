@@ -6,7 +6,7 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
-from loyalty.health import bgnbd, gamma_gamma
+from loyalty.health import bgnbd, gamma_gamma, risk
 from loyalty.health.metrics import brier_score, precision_at_top, roc_auc
 
 PARAMS = bgnbd.BGNBDParams(r=0.5, alpha=3.0, a=0.8, b=2.5)
@@ -288,3 +288,49 @@ def test_precision_at_top():
     # ties across the cut-off count at the tied group's positive rate, whatever the row order
     assert precision_at_top(labels, [1, 1, 1, 1, 1], share=0.4) == pytest.approx(0.4)
     assert precision_at_top([0, 1, 1, 0], [9, 5, 5, 5], share=0.5) == pytest.approx((0 + 2 / 3) / 2)
+
+
+# --- the at-risk score (BG/NBD + backtest) ------------------------------------------------------------------------
+
+
+def test_at_risk_score_ranks_above_recency_and_stays_calibrated_on_cdnow():
+    """The quality targets, on real data nobody here wrote (bench/at_risk_quality.py prints the full table)."""
+    pytest.importorskip("lifetimes")
+    from bench.at_risk_quality import backtest_risk, load_cdnow, summarise
+
+    tx = load_cdnow("sample")
+    s = summarise(tx, "1997-09-30", "1998-06-30")
+    params = bgnbd.fit(s.x, s.t_x, s.T).params
+    scores, info = backtest_risk(tx, "1997-09-30", s, params)
+
+    y = s.lapsed
+    assert info["days"] == 90  # a third of the 272-day calibration period: the horizon doesn't fit in it
+    assert roc_auc(y, scores) >= 0.77
+    assert roc_auc(y, scores) > roc_auc(y, s.T - s.t_x)  # plain recency
+    assert roc_auc(y, scores) > roc_auc(y, bgnbd.p_no_purchase(params, s.horizon, s.x, s.t_x, s.T))
+    assert abs(scores.mean() - y.mean()) <= 0.03
+    assert precision_at_top(y, scores, 0.2) >= 0.85
+
+
+def test_calibration_shift_hits_the_target_mean_and_keeps_the_ranking():
+    params = bgnbd.BGNBDParams(r=0.25, alpha=4.0, a=0.8, b=2.4)
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 6, 500).astype(float)
+    T = rng.uniform(10, 40, 500)
+    t_x = np.where(x > 0, rng.uniform(0, 1, 500) * T, 0.0)
+    model = risk.RiskModel(weights=(0.5, 0.4, 0.2, 0.2, -0.7), horizon=13.0)
+    z = risk.linear_score(model, params, x, t_x, T)
+
+    shifted = risk.calibrated_to(model, z, 0.6)
+    before = risk.lapse_probability(model, params, x, t_x, T)
+    after = risk.lapse_probability(shifted, params, x, t_x, T)
+
+    assert after.mean() == pytest.approx(0.6, abs=1e-6)
+    assert np.array_equal(np.argsort(before, kind="stable"), np.argsort(after, kind="stable"))
+    assert risk.RiskModel.from_dict(shifted.as_dict()) == shifted
+
+
+def test_risk_fit_refuses_mismatched_labels():
+    params = bgnbd.BGNBDParams(r=0.25, alpha=4.0, a=0.8, b=2.4)
+    with pytest.raises(ValueError, match="same length"):
+        risk.fit(params, [0, 1], [0, 1], [5, 5], [1], horizon=4.0)

@@ -224,6 +224,8 @@ def test_with_enough_history_the_purchase_model_scores_everyone(program):
 
     assert fit.status == HealthModelFit.Status.FITTED and fit.log_likelihood < 0
     assert all(v > 0 for v in (fit.r, fit.alpha, fit.a, fit.b))
+    assert fit.risk_model is not None and fit.backtest_days == 90  # the horizon fits in a third of the history
+    assert fit.backtest_auc > 0.6
     assert run.fit_id == fit.pk and run.scored_by == "bgnbd"
     scored = CustomerHealth.objects.filter(member__in=members, orders__gt=0)
     assert not scored.filter(p_lapse__isnull=True).exists()
