@@ -9,8 +9,9 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, config_cache  # noqa: F401  (registers system checks and cache invalidation)
-        from .receivers import connect_adapter, connect_enrolment, connect_referrals
+        from .receivers import connect_adapter, connect_campaign_schedules, connect_enrolment, connect_referrals
 
         connect_adapter()
         connect_enrolment()
         connect_referrals()
+        connect_campaign_schedules()

@@ -34,6 +34,14 @@ Defaults, with what each key does:
 ``HEALTH_CHUNK_SIZE`` (``250000``)
     Members per chunk of the nightly health refresh. The ``refresh_health`` task sends each
     chunk to a worker of its own; a programme smaller than this is refreshed in one go.
+``SITE_URL`` (``"http://localhost:8000"``)
+    The shop's absolute address (scheme and host): links in campaign emails (the shop,
+    unsubscribe, open and click tracking) are built on it.
+``SHOP_NAME`` (``""``)
+    The shop's name in campaign emails; empty: the programme's name.
+``CAMPAIGN_MAX_ATTEMPTS`` (``5``)
+    A campaign email whose sending fails (SMTP or network error) is tried this many times
+    in all, then marked "failed" with the last error.
 """
 
 from __future__ import annotations

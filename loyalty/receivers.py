@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 
 from .adapters.base import BaseAdapter, EventFactory, OrderEvent
 from .conf import loyalty_settings
@@ -131,3 +131,26 @@ def _record_referral(sender, request, user, **kwargs) -> None:
 
 def connect_referrals() -> None:
     user_logged_in.connect(_record_referral, dispatch_uid="loyalty_record_referral")
+
+
+def _campaign_saved(sender, instance, raw: bool = False, **kwargs) -> None:
+    if raw:
+        return  # fixtures bring their own periodic tasks
+    from .services.campaigns import campaign_schedule_sync
+
+    campaign_schedule_sync(campaign=instance)
+
+
+def _campaign_deleted(sender, instance, **kwargs) -> None:
+    from .services.campaigns import campaign_schedule_delete
+
+    campaign_schedule_delete(campaign_id=instance.pk)
+
+
+def connect_campaign_schedules() -> None:
+    """Each campaign's beat entry follows the campaign, however it was saved (admin, code, shell),
+    in the same transaction as the campaign itself."""
+    from .models import Campaign
+
+    post_save.connect(_campaign_saved, sender=Campaign, dispatch_uid="loyalty_campaign_schedule_sync")
+    post_delete.connect(_campaign_deleted, sender=Campaign, dispatch_uid="loyalty_campaign_schedule_delete")

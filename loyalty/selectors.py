@@ -310,7 +310,7 @@ def campaign_report(*, campaign) -> dict:
         clicked=Count("pk", filter=sent & Q(clicked_at__isnull=False)),
         unsubscribed=Count("pk", filter=Q(unsubscribed_at__isnull=False)),
         converted=Count("pk", filter=sent & Q(converted_at__isnull=False)),
-        revenue=Sum("revenue", filter=sent & Q(converted_at__isnull=False)),
+        sent_revenue=Sum("revenue", filter=sent & Q(converted_at__isnull=False)),
         control=Count("pk", filter=control),
         control_converted=Count("pk", filter=control & Q(converted_at__isnull=False)),
         control_revenue=Sum("revenue", filter=control & Q(converted_at__isnull=False)),
@@ -323,7 +323,7 @@ def campaign_report(*, campaign) -> dict:
         **{key: totals[key] for key in ("eligible", "queued", "sent", "failed", "skipped", "opened", "clicked")},
         "unsubscribed": totals["unsubscribed"],
         "converted": totals["converted"],
-        "revenue": (totals["revenue"] or Decimal("0")).quantize(_CENT),
+        "revenue": (totals["sent_revenue"] or Decimal("0")).quantize(_CENT),
         "conversion_rate": _rounded(treatment_rate),
         "control": {
             "members": totals["control"],

@@ -1,8 +1,12 @@
 """Celery tasks: thin wrappers that take ids or nothing and call a service."""
 
+import logging
+
 from celery import shared_task
 
 from . import services
+
+logger = logging.getLogger("loyalty.tasks")
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -112,3 +116,41 @@ def refresh_health_chunk(run_id: int, lo: int, hi: int) -> int:
     scored = health_refresh_range(run=run, lo=lo, hi=hi) if lo <= hi else 0
     health_chunk_done(run_id=run_id)
     return scored
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_campaign(campaign_id: int) -> dict[str, int] | None:
+    """Beat task (one per campaign, django-celery-beat): queue the campaign's messages for today."""
+    from .models import Campaign
+    from .services.campaigns import campaign_run
+
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        logger.warning("Campaign %s does not exist any more; its schedule has nothing to run.", campaign_id)
+        return None
+    return campaign_run(campaign=campaign)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_campaigns() -> dict[int, dict[str, int]]:
+    """Beat task (daily) for shops without django-celery-beat: run every active campaign."""
+    from .services.campaigns import campaigns_run_active
+
+    return campaigns_run_active()
+
+
+#: Longest wait between two attempts at sending a campaign email.
+SEND_RETRY_MAX_COUNTDOWN = 3600
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def send_message(self, message_id: int) -> str:
+    """Send one campaign email. The service counts attempts in the database and stops raising
+    (marking the message failed) after ``CAMPAIGN_MAX_ATTEMPTS``; until then: 1, 2, 4... minutes."""
+    from .services.campaigns import MessageSendRetry, message_send
+
+    try:
+        return message_send(message_id=message_id)
+    except MessageSendRetry as exc:
+        countdown = min(60 * 2**self.request.retries, SEND_RETRY_MAX_COUNTDOWN)
+        raise self.retry(exc=exc, countdown=countdown) from None

@@ -9,4 +9,8 @@ app_name = "loyalty"
 urlpatterns: list = [
     path("r/<str:code>/", views.referral, name="referral"),
     path("rewards/<int:reward_id>/redeem/", views.redeem_reward, name="redeem"),
+    # Campaign emails: one-click unsubscribe, open pixel, click redirect (signed tokens, no login).
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("m/<str:token>/open.gif", views.track_open, name="track_open"),
+    path("m/<str:token>/click/", views.track_click, name="track_click"),
 ]

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from .conf import loyalty_settings
 from .exceptions import LoyaltyError
 from .models import Member, Reward
+from .services.campaigns import (
+    click_token_load,
+    member_unsubscribe,
+    message_clicked,
+    message_opened,
+    shop_name_for,
+    tracking_token_load,
+    unsubscribe_token_load,
+)
 from .services.referrals import SESSION_KEY, referral_code_normalize, referrer_for_code
 from .services.rewards import redeem
 
@@ -84,3 +96,72 @@ def redeem_reward(request: HttpRequest, reward_id: int) -> HttpResponse:
             "next": back,
         },
     )
+
+
+# --- campaign emails: unsubscribe and tracking (no login: the signed token is the credential) ---
+
+#: A 1x1 transparent GIF.
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+
+
+def _invalid_link(request: HttpRequest) -> HttpResponse:
+    return render(request, "loyalty/invalid_link.html", {"base_template": loyalty_settings.BASE_TEMPLATE}, status=400)
+
+
+@csrf_exempt  # RFC 8058 one-click: the mail client POSTs without a CSRF token
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button and changes nothing (mail scanners follow links); POST opts out,
+    from that button or straight from the mail client's one-click unsubscribe."""
+    found = unsubscribe_token_load(token)
+    if found is None:
+        return _invalid_link(request)
+    member, message = found
+    done = request.method == "POST"
+    if done:
+        member_unsubscribe(member=member, message=message)
+    return render(
+        request,
+        "loyalty/unsubscribe.html",
+        {
+            "base_template": loyalty_settings.BASE_TEMPLATE,
+            "member": member,
+            "shop_name": shop_name_for(member.program),
+            "done": done,
+            "already": not done and not member.marketing_consent,
+        },
+    )
+
+
+@require_safe
+def track_open(request: HttpRequest, token: str) -> HttpResponse:
+    """The open pixel: always the GIF, so a bad token shows nothing odd; only a good one counts."""
+    message_id = tracking_token_load(token)
+    if message_id is not None and request.method == "GET":
+        message_opened(message_id=message_id)
+    response = HttpResponse(PIXEL, content_type="image/gif")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _local_hosts(request: HttpRequest) -> set[str]:
+    hosts = {request.get_host(), urlsplit(str(loyalty_settings.SITE_URL)).netloc}
+    hosts.update(host for host in settings.ALLOWED_HOSTS if host != "*" and not host.startswith("."))
+    return hosts - {""}
+
+
+@require_safe
+def track_click(request: HttpRequest, token: str) -> HttpResponse:
+    """Record the click, then redirect to the signed target if it is on our own site (never an open redirect)."""
+    found = click_token_load(token)
+    if found is None:
+        return _invalid_link(request)
+    message_id, target = found
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts=_local_hosts(request)):
+        return _invalid_link(request)
+    if request.method == "GET":
+        message_clicked(message_id=message_id)
+    return HttpResponseRedirect(target)

@@ -280,6 +280,9 @@ class _Generator:
         # drifting: bought every 3-5 weeks, then stopped 2-4 months ago (not yet lost)
         marco = _Customer("drifting", "Marco", "Bianchi", DRIFTING_CUSTOMER_EMAIL)
         marco.joined = self.start - timedelta(days=30)
+        marco.favourites = [p.pk for p in self.products if "Vino" in p.name or "Pasta" in p.name] or [
+            p.pk for p in self.products[:4]
+        ]
         self.used_emails.add(marco.email)
         drifting = [marco] + [self.customer("drifting") for _ in range(5)]
         for customer in drifting[1:]:

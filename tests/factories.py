@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from loyalty.adapters.base import EventKind, OrderEvent
-from loyalty.models import Program
+from loyalty.models import Campaign, CustomerHealth, Member, Program
 from shop import services as shop_services
 from shop.models import Order, Product
 
@@ -79,3 +79,43 @@ def order_event(
         user_id=user.pk if user is not None else None,
         email=email or (user.email if user is not None else "guest@example.com"),
     )
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    """An active "we miss you" campaign for at-risk members: 200 bonus points, no control group."""
+
+    class Meta:
+        model = Campaign
+
+    program = factory.SubFactory(ProgramFactory)
+    name = factory.Sequence(lambda n: f"We miss you {n}")
+    segments = factory.LazyFunction(lambda: ["at_risk"])
+    incentive = Campaign.Incentive.POINTS
+    incentive_points = 200
+    control_percent = 0
+    is_active = True
+
+
+def segment_member(
+    program: Program,
+    *,
+    email: str,
+    segment: str | None = "at_risk",
+    consent: bool = True,
+    first_name: str = "Ann",
+    at: datetime | None = None,
+) -> Member:
+    """A member with marketing consent, put in ``segment`` the way the health refresh would."""
+    from loyalty.services import member_enroll
+
+    at = at or timezone.now()
+    member = member_enroll(program=program, user=UserFactory(email=email, first_name=first_name))[0]
+    if consent:
+        Member.objects.filter(pk=member.pk).update(marketing_consent=True, consent_changed_at=at)
+        member.marketing_consent, member.consent_changed_at = True, at
+    if segment:
+        CustomerHealth.objects.update_or_create(
+            member=member,
+            defaults={"program": program, "segment": segment, "segment_since": at, "computed_at": at},
+        )
+    return member

@@ -1,5 +1,14 @@
 """Every write loyalty makes goes through these functions (receivers, views, admin, tasks)."""
 
+from .campaigns import (
+    campaign_run,
+    campaign_schedule_sync,
+    member_unsubscribe,
+    message_clicked,
+    message_opened,
+    message_send,
+    purchase_attribute,
+)
 from .events import (
     earn_for_purchase,
     event_retry,
@@ -19,16 +28,23 @@ __all__ = [
     "adjust_points",
     "award_for_action",
     "birthday_bonuses_award",
+    "campaign_run",
+    "campaign_schedule_sync",
     "earn_for_purchase",
     "event_retry",
     "events_process_pending",
     "events_retry_unprocessed",
     "member_enroll",
+    "member_unsubscribe",
+    "message_clicked",
+    "message_opened",
+    "message_send",
     "points_credit",
     "points_debit",
     "points_expire_due",
     "profile_completed",
     "program_for_event",
+    "purchase_attribute",
     "record_order_event",
     "redeem",
     "redemption_cancel",

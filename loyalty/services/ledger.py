@@ -63,11 +63,13 @@ def points_credit(
     guarded: bool = True,
     member_updates: dict | None = None,
     earned: bool = True,
+    expires_at: datetime | None = None,
 ) -> PointsEntry:
     """Add a lot of ``points`` (> 0). Called twice with the same key, it credits once.
 
     ``earned=False`` for points given back (an unused reward code): they are spendable
-    again but do not count as points ever earned (``lifetime_points``).
+    again but do not count as points ever earned (``lifetime_points``). ``expires_at``
+    overrides the programme's lot lifetime (a campaign bonus valid for 30 days).
 
     ``locked``: the caller already holds ``member`` with ``select_for_update`` and a current
     balance (as order processing does), so no second lock is taken. ``member_updates``:
@@ -92,7 +94,7 @@ def points_credit(
             points=points,
             # A negative balance (points spent, then refunded) is paid back first.
             remaining=max(0, min(points, points + member.balance)),
-            expires_at=at + timedelta(days=lifetime) if lifetime else None,
+            expires_at=expires_at or (at + timedelta(days=lifetime) if lifetime else None),
             idempotency_key=idempotency_key,
             reference=reference,
             description=description,

@@ -1,8 +1,9 @@
 """Rewards and redemption: points become a discount code in the shop.
 
 CONTRACT (keep these signatures):
-- ``redeem(*, member, reward, idempotency_key=None, free=False, at=None) -> Redemption``:
-  ``free=True`` issues without points (tier entry rewards), still idempotent by key.
+- ``redeem(*, member, reward, idempotency_key=None, free=False, at=None, valid_days=None,
+  notify=True) -> Redemption``: ``free=True`` issues without points (tier entry rewards,
+  campaign incentives), still idempotent by key.
 - ``redemptions_expire_due(*, now=None) -> int``: daily task.
 - ``redemption_cancel(*, redemption, by=None) -> Redemption``: staff; returns the points.
 
@@ -125,13 +126,17 @@ def redeem(
     idempotency_key: str | None = None,
     free: bool = False,
     at: datetime | None = None,
+    valid_days: int | None = None,
+    notify: bool = True,
 ) -> Redemption:
     """Spend the reward's points and issue its discount code in the shop.
 
     Pass ``idempotency_key`` (e.g. a token from the form the customer submitted): the same
     key again returns the first redemption instead of spending twice. Without one, every
     call redeems anew. ``free`` (a tier's entry reward) skips the points, the per-member
-    limit and the minimum tier, but not availability and stock.
+    limit and the minimum tier, but not availability and stock. ``valid_days`` overrides
+    the reward's ``code_valid_days``; ``notify=False`` sends no "reward issued" email (a
+    campaign email carries the code itself).
     """
     key = idempotency_key or f"auto:{uuid.uuid4().hex}"
     if len(key) > KEY_MAX_LENGTH:
@@ -168,13 +173,15 @@ def redeem(
             entry=entry,
             idempotency_key=key,
             status=Redemption.Status.ISSUED,
-            expires_at=at + timedelta(days=reward.code_valid_days),
+            expires_at=at + timedelta(days=valid_days or reward.code_valid_days),
             created_at=at,
         )
         redemption.save(force_insert=True)
 
         redemption.code = _issue_code(redemption)
         redemption.save(update_fields=["code"])
+        if not notify:
+            return redemption
         notify_on_commit(
             member=member,
             template="reward_issued",

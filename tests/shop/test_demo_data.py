@@ -7,7 +7,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
-from shop.demo_data import DEMO_CUSTOMER_EMAIL, DEMO_PASSWORD, load_demo_data
+from shop.demo_data import DEMO_CUSTOMER_EMAIL, DEMO_PASSWORD, DRIFTING_CUSTOMER_EMAIL, load_demo_data
 from shop.models import Order, Product, Refund
 
 NOW = datetime(2026, 3, 15, 11, 30, tzinfo=UTC)
@@ -39,7 +39,7 @@ def test_summary_matches_the_database(demo):
     assert demo["created"] is True
     assert demo["products"] == Product.objects.count() >= 20
     assert demo["orders"] == Order.objects.count()
-    assert 400 <= demo["orders"] <= 650
+    assert 500 <= demo["orders"] <= 800
     assert demo["customers"] >= 75
     assert demo["guests"] == Order.objects.filter(user=None).count() > 0
     assert all(Decimal("4") <= p.price <= Decimal("60") and p.colour.startswith("#") for p in Product.objects.all())
@@ -54,6 +54,9 @@ def test_personas(demo):
 
     lapsed = [u for u in users if u.n_orders >= 5 and u.last_order < half_a_year_ago]
     assert lapsed, "a customer who used to order often and stopped over six months ago"
+
+    marco = users.get(email=DRIFTING_CUSTOMER_EMAIL)  # a regular who stopped 2-4 months ago
+    assert marco.n_orders >= 10 and NOW - timedelta(days=125) < marco.last_order < NOW - timedelta(days=70)
 
     assert users.filter(n_orders=1).count() >= 10  # one-time buyers
     assert users.filter(n_orders__gte=2, n_orders__lte=6).count() >= 10  # occasional buyers
