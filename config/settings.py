@@ -160,6 +160,9 @@ CELERY_BEAT_SCHEDULE = {
 # --- Loyalty ----------------------------------------------------------------------------
 LOYALTY = {
     "ADAPTER": "config.loyalty_adapter.ShopAdapter",
+    # Absolute links in emails (unsubscribe, tracking): where customers reach the shop.
+    "SITE_URL": env("SITE_URL", default="http://localhost:8000"),
+    "SHOP_NAME": SHOP_NAME,
 }
 
 LOGGING = {
