@@ -9,6 +9,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
@@ -159,7 +160,10 @@ class MemberAdmin(admin.ModelAdmin):
             return _("Not scored yet (the nightly health refresh scores every member).")
         percent = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
         rows = [
-            (_("Segment"), f"{health.get_segment_display()} ({_('since')} {health.segment_since:%Y-%m-%d})"),
+            (
+                _("Segment"),
+                f"{health.get_segment_display()} ({_('since')} {timezone.localtime(health.segment_since):%Y-%m-%d})",
+            ),
             (_("At risk"), health.get_risk_reason_display() if health.at_risk else _("No")),
             (_("Orders / repeat purchase days"), f"{health.orders} / {health.frequency}"),
             (_("Days since last order"), "–" if health.recency_days is None else health.recency_days),
@@ -177,7 +181,7 @@ class MemberAdmin(admin.ModelAdmin):
                 _("Predicted value (1 year)"),
                 "–" if health.predicted_clv is None else f"{health.predicted_clv} {obj.program.currency}",
             ),
-            (_("Scored by"), f"{health.scored_by}, {health.computed_at:%Y-%m-%d %H:%M}"),
+            (_("Scored by"), f"{health.scored_by}, {timezone.localtime(health.computed_at):%Y-%m-%d %H:%M}"),
         ]
         return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 

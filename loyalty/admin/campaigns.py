@@ -56,6 +56,11 @@ class CampaignForm(forms.ModelForm):
             "control_percent",
             "attribution_days",
         ]
+        widgets = {
+            "subject": forms.TextInput(attrs={"class": "vLargeTextField", "style": "width: 40em"}),
+            "text_template": forms.Textarea(attrs={"rows": 14, "cols": 90}),
+            "html_template": forms.Textarea(attrs={"rows": 14, "cols": 90}),
+        }
 
     def clean_segments(self) -> list[str]:
         return [str(segment) for segment in self.cleaned_data["segments"]]

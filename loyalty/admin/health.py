@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -28,7 +29,7 @@ def model_status_html(program) -> str:
     if fit.usable:
         fitted = format_html(
             _("BG/NBD purchase model fitted {} on {} buyers (r={}, α={}, a={}, b={}, log-likelihood {})."),
-            f"{fit.fitted_at:%Y-%m-%d %H:%M}",
+            f"{timezone.localtime(fit.fitted_at):%Y-%m-%d %H:%M}",
             f"{fit.buyers:,}",
             f"{fit.r:.3f}",
             f"{fit.alpha:.3f}",
@@ -48,13 +49,17 @@ def model_status_html(program) -> str:
                 f"{fit.backtest_recency_auc:.3f}",
             ),
         )
+    headline = {
+        HealthModelFit.Status.INSUFFICIENT: _("Not enough history for the purchase model yet"),
+        HealthModelFit.Status.FAILED: _("The purchase model could not be fitted"),
+    }[fit.status]
     return format_html(
-        "<strong>{}</strong> {}. {}",
-        fit.get_status_display(),
+        "<strong>{}</strong> ({}). {}",
+        headline,
         fit.reason,
         _(
-            "Until there is enough history, customers are segmented by RFM and flagged at risk when they are "
-            "overdue against their own rhythm (the gap rule)."
+            "Meanwhile customers are segmented by RFM and flagged at risk when they are overdue against their "
+            "own rhythm (the gap rule)."
         ),
     )
 
@@ -140,7 +145,7 @@ class HealthSettingsAdmin(admin.ModelAdmin):
         lines = [
             format_html(
                 _("Last refresh {}: {} of {} members at risk ({}); {} flagged by the model, {} by the gap rule."),
-                f"{run.started_at:%Y-%m-%d %H:%M}",
+                f"{timezone.localtime(run.started_at):%Y-%m-%d %H:%M}",
                 f"{run.at_risk:,}",
                 f"{run.members:,}",
                 _percent(run.at_risk / run.members if run.members else None),
@@ -199,16 +204,15 @@ class CustomerHealthAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "member_link",
         "segment",
-        "at_risk",
         "risk_reason",
         "recency_days",
+        "gap",
         "orders",
         "monetary",
         "lapse",
-        "alive",
         "expected_next_order_on",
         "predicted_clv",
-        "segment_since",
+        "since",
     ]
     list_filter = [
         "program",
@@ -231,13 +235,17 @@ class CustomerHealthAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def member_link(self, obj: CustomerHealth) -> str:
         return _member_link(obj.member)
 
-    @admin.display(description=_("P(no purchase in horizon)"), ordering="p_lapse")
+    @admin.display(description=_("P(no order in horizon)"), ordering="p_lapse")
     def lapse(self, obj: CustomerHealth) -> str:
         return _percent(obj.p_lapse)
 
-    @admin.display(description=_("P(alive)"), ordering="p_alive")
-    def alive(self, obj: CustomerHealth) -> str:
-        return _percent(obj.p_alive)
+    @admin.display(description=_("typical gap (days)"), ordering="typical_gap_days")
+    def gap(self, obj: CustomerHealth) -> str:
+        return "–" if obj.typical_gap_days is None else f"{obj.typical_gap_days:.0f}"
+
+    @admin.display(description=_("in segment since"), ordering="segment_since")
+    def since(self, obj: CustomerHealth) -> str:
+        return f"{timezone.localtime(obj.segment_since):%Y-%m-%d}"
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         program = selectors.default_health_program()

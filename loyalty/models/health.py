@@ -183,10 +183,10 @@ class CustomerHealth(models.Model):
     """A member's purchase rhythm, scores and segment as of the last refresh (one row per member)."""
 
     class Reason(models.TextChoices):
-        RFM = "rfm", _("Recency slipping (RFM grid)")
-        MODEL = "model", _("Lapse probability above the threshold")
-        GAP = "gap", _("Overdue against their own rhythm")
-        BOTH = "both", _("Both")
+        RFM = "rfm", _("Recency slipping (RFM)")
+        MODEL = "model", _("Likely to lapse")
+        GAP = "gap", _("Overdue for their rhythm")
+        BOTH = "both", _("Likely to lapse and overdue")
 
     member = models.OneToOneField("loyalty.Member", on_delete=models.CASCADE, related_name="health", primary_key=True)
     program = models.ForeignKey("loyalty.Program", on_delete=models.CASCADE, related_name="+")

@@ -74,7 +74,7 @@ def test_member_page_shows_health(admin_client, program, shop):
 
     page = admin_client.get(reverse("admin:loyalty_member_change", args=[shop["overdue"].pk])).content.decode()
 
-    assert "Overdue against their own rhythm" in page and "Days since last order" in page
+    assert "Overdue for their rhythm" in page and "Days since last order" in page
     listing = admin_client.get(reverse("admin:loyalty_member_changelist") + "?health__segment=at_risk")
     assert listing.status_code == 200 and "cid" in listing.content.decode()
 
