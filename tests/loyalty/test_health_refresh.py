@@ -3,10 +3,13 @@ purchase model once there is enough history, segment changes, idempotence and qu
 
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -270,3 +273,35 @@ def test_two_customers_still_spread_over_the_scale(program):
     assert (health(recent).r_score, health(older).r_score) == (4, 2)
     assert health(recent).f_score == health(older).f_score == 3
     assert health(older).segment == Segment.AT_RISK  # R2, FM3; and 60 days > 2.5 x 10
+
+
+def test_refunded_and_cancelled_orders_do_not_count(program):
+    member = buyer(program, "ret", orders=3, last_days_ago=5, gap_days=10, spent="90")
+    latest = Purchase.objects.filter(member=member).order_by("-occurred_at")
+    Purchase.objects.filter(pk=latest[0].pk).update(status=Purchase.Status.REFUNDED, refunded_amount=F("amount"))
+    Purchase.objects.filter(pk=latest[1].pk).update(status=Purchase.Status.CANCELLED)
+
+    health_refresh(program=program, now=NOW)
+
+    assert (health(member).orders, health(member).recency_days, health(member).total_spent) == (1, 25, Decimal("30.00"))
+
+
+def test_an_empty_programme_refreshes_to_nothing(program):
+    run = health_refresh(program=program, now=NOW)
+    assert (run.members, run.chunks, run.at_risk) == (0, 0, 0) and run.finished_at is not None
+
+    tasks.refresh_health(program.pk)
+    empty_run = HealthRun.objects.latest()
+    assert tasks.refresh_health_chunk(empty_run.pk, 0, -1) == 0  # what the fan-out sends for no members
+    empty_run.refresh_from_db()
+    assert empty_run.finished_at is not None
+
+
+def test_the_command_refreshes_and_reports(program, shop):
+    out = StringIO()
+    call_command("loyalty_refresh_health", "--fit", stdout=out)
+    assert "purchase model: Not enough history" in out.getvalue()
+    assert "6 members scored by rules" in out.getvalue() and "prospects 1" in out.getvalue()
+
+    with pytest.raises(CommandError, match='No programme with the slug "nope"'):
+        call_command("loyalty_refresh_health", "--program", "nope")

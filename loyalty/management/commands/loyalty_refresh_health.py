@@ -24,7 +24,8 @@ class Command(BaseCommand):
         for prog in programs:
             if fit:
                 model = health_fit_model(program=prog)
-                self.stdout.write(f"{prog.slug}: model {model.get_status_display()} {model.reason}".rstrip())
+                detail = f" ({model.reason})" if model.reason else ""
+                self.stdout.write(f"{prog.slug}: purchase model: {model.get_status_display()}{detail}")
             run = health_refresh(program=prog, chunk_size=chunk_size)
             counts = ", ".join(f"{segment} {n}" for segment, n in run.segment_counts.items() if n)
             self.stdout.write(
