@@ -1,6 +1,7 @@
 """Health in admin: staff see who is at risk and why, what the thresholds flag, and whether the
 purchase model or the fallback rules are scoring the members."""
 
+import numpy as np
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -8,7 +9,7 @@ from django.urls import reverse
 
 from loyalty.models import HealthSettings
 from loyalty.services.health import health_refresh, health_settings_for
-from tests.loyalty.test_health_refresh import NOW, buyer, five_buyers
+from tests.loyalty.test_health_refresh import NOW, _simulated_history, buyer, five_buyers
 
 
 @pytest.fixture
@@ -91,3 +92,18 @@ def test_health_changelist_query_count_is_bounded(admin_client, program):
         return len(ctx.captured_queries)
 
     assert queries(3) == queries(40)
+
+
+def test_with_the_model_the_settings_page_shows_the_share_each_threshold_flags(admin_client, program):
+    policy = health_settings_for(program)
+    policy.min_buyers_for_model, policy.min_frequent_buyers = 100, 10
+    policy.save()
+    _simulated_history(program, 150, np.random.default_rng(7), NOW)
+    health_refresh(program=program, now=NOW)
+
+    page = admin_client.get(reverse("admin:loyalty_healthsettings_change", args=[policy.pk])).content.decode()
+
+    assert "BG/NBD purchase model fitted" in page and "At-risk score learnt from the last 90 days" in page
+    assert "lapse threshold" in page and "<strong>0.700</strong>" in page
+    listing = admin_client.get(reverse("admin:loyalty_customerhealth_changelist")).content.decode()
+    assert "Not enough history" not in listing
