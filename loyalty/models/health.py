@@ -189,7 +189,9 @@ class CustomerHealth(models.Model):
         BOTH = "both", _("Likely to lapse and overdue")
 
     member = models.OneToOneField("loyalty.Member", on_delete=models.CASCADE, related_name="health", primary_key=True)
-    program = models.ForeignKey("loyalty.Program", on_delete=models.CASCADE, related_name="+")
+    # Rewritten every night: only the primary key and (program, segment) are indexed, so most
+    # updates stay on their page (PostgreSQL HOT updates; the table's fillfactor leaves room).
+    program = models.ForeignKey("loyalty.Program", on_delete=models.CASCADE, related_name="+", db_index=False)
     orders = models.PositiveIntegerField(_("orders"), default=0)
     frequency = models.PositiveIntegerField(
         _("repeat purchases"), default=0, help_text=_("Purchase days after the first.")
@@ -211,9 +213,9 @@ class CustomerHealth(models.Model):
     expected_purchases = models.FloatField(_("expected purchases (90 days)"), null=True, blank=True)
     expected_next_order_on = models.DateField(_("expected next order"), null=True, blank=True)
     predicted_clv = models.DecimalField(_("predicted value (1 year)"), null=True, blank=True, **MONEY)
-    segment = models.CharField(_("segment"), max_length=20, choices=Segment.choices, db_index=True)
+    segment = models.CharField(_("segment"), max_length=20, choices=Segment.choices)
     segment_since = models.DateTimeField(_("in segment since"))
-    at_risk = models.BooleanField(_("at risk"), default=False, db_index=True)
+    at_risk = models.BooleanField(_("at risk"), default=False)
     risk_reason = models.CharField(_("why at risk"), max_length=5, choices=Reason.choices, blank=True)
     scored_by = models.CharField(_("scored by"), max_length=12, blank=True, help_text=_("bgnbd or rules"))
     computed_at = models.DateTimeField(_("computed at"))
