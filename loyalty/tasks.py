@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.db import OperationalError
 
 from . import services
 
@@ -143,6 +144,9 @@ def run_campaigns() -> dict[int, dict[str, int]]:
 SEND_RETRY_MAX_COUNTDOWN = 3600
 
 
+DATABASE_RETRIES = 5
+
+
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def send_message(self, message_id: int) -> str:
     """Send one campaign email. The service counts attempts in the database and stops raising
@@ -154,3 +158,5 @@ def send_message(self, message_id: int) -> str:
     except MessageSendRetry as exc:
         countdown = min(60 * 2**self.request.retries, SEND_RETRY_MAX_COUNTDOWN)
         raise self.retry(exc=exc, countdown=countdown) from None
+    except OperationalError as exc:  # the database was busy or unreachable: nothing was sent, try again
+        raise self.retry(exc=exc, countdown=30, max_retries=DATABASE_RETRIES) from None
