@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import smtplib
+from decimal import Decimal
+from urllib.parse import urlencode
+
 from django import forms
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template import Template, TemplateSyntaxError
-from django.urls import NoReverseMatch, reverse
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Campaign, Message, Segment
+from ..models import Campaign, Member, Message, Segment
 from ..selectors import campaign_report
-from ..services.campaigns import campaign_run, campaign_schedule_name
+from ..services.campaigns import (
+    TEST_SUBJECT_PREFIX,
+    CampaignTemplateError,
+    campaign_eligible_members,
+    campaign_next_send_at,
+    campaign_preview,
+    campaign_preview_member,
+    campaign_run,
+    campaign_sample_member,
+    campaign_schedule_name,
+    campaign_send_test,
+)
 from .base import ReadOnlyMixin, _member_link
 
 TEMPLATE_FIELDS = ("subject", "text_template", "html_template")
+#: Other members matching the preview's search, offered as links.
+PREVIEW_MATCHES = 10
 
 
 def _language_choices() -> list[tuple[str, str]]:
@@ -89,9 +112,23 @@ class CampaignForm(forms.ModelForm):
         return cleaned
 
 
+def _percent(value: Decimal | None) -> str:
+    return "–" if value is None else f"{value} %"
+
+
+def _share(part: int, whole: int) -> Decimal | None:
+    """``part / whole`` in percent, two places, as the report's other rates; ``None`` for 0 / 0."""
+    return (Decimal(part) * 100 / whole).quantize(Decimal("0.01")) if whole else None
+
+
+def _user_email(user) -> str:
+    return (getattr(user, user.get_email_field_name(), "") or "").strip()
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
+    change_form_template = "admin/loyalty/campaign/change_form.html"
     list_display = [
         "name",
         "program",
@@ -189,60 +226,243 @@ class CampaignAdmin(admin.ModelAdmin):
         data = campaign_report(campaign=obj)
         control = data["control"]
         currency = obj.program.currency
-
-        def percent(value) -> str:
-            return "–" if value is None else f"{value} %"
-
+        sent = data["sent"]
+        uplift = data["uplift"]
         rows = [
-            (gettext("Selected (incl. control)"), data["eligible"], ""),
+            (gettext("Selected (control group included)"), data["eligible"], ""),
             (gettext("Queued"), data["queued"], ""),
-            (gettext("Sent"), data["sent"], ""),
+            (gettext("Sent"), sent, ""),
             (gettext("Failed"), data["failed"], ""),
             (gettext("Skipped"), data["skipped"], ""),
-            (gettext("Opened"), data["opened"], ""),
-            (gettext("Clicked"), data["clicked"], ""),
-            (gettext("Unsubscribed"), data["unsubscribed"], ""),
-            (gettext("Converted (sent)"), data["converted"], percent(data["conversion_rate"])),
+            (gettext("Opened (of sent)"), data["opened"], _percent(_share(data["opened"], sent))),
+            (gettext("Clicked (of sent)"), data["clicked"], _percent(_share(data["clicked"], sent))),
+            (gettext("Unsubscribed (of sent)"), data["unsubscribed"], _percent(_share(data["unsubscribed"], sent))),
+            (gettext("Converted (of sent)"), data["converted"], _percent(data["conversion_rate"])),
             (gettext("Revenue (sent)"), f"{data['revenue']} {currency}", ""),
-            (gettext("Control group"), control["members"], ""),
-            (gettext("Converted (control)"), control["converted"], percent(control["conversion_rate"])),
+            (gettext("Control group (no email)"), control["members"], ""),
+            (gettext("Converted (of control)"), control["converted"], _percent(control["conversion_rate"])),
             (gettext("Revenue (control)"), f"{control['revenue']} {currency}", ""),
-            (gettext("Uplift (percentage points)"), "", "–" if data["uplift"] is None else f"{data['uplift']:+}"),
-            (gettext("Relative uplift"), "", percent(data["relative_uplift"])),
+            (gettext("Uplift (conversion rate, sent − control)"), "", "–" if uplift is None else f"{uplift:+} pp"),
+            (gettext("Relative uplift (of the control rate)"), "", _percent(data["relative_uplift"])),
         ]
         body = format_html_join(
             "", '<tr><th scope="row">{}</th><td>{}</td><td>{}</td></tr>', ((a, b, c) for a, b, c in rows)
         )
         return format_html(
             '<table class="loyalty-campaign-report"><thead><tr><th></th><th>{}</th><th>{}</th></tr></thead>'
-            "<tbody>{}</tbody></table>",
+            '<tbody>{}</tbody></table><p class="help">{}</p>',
             gettext("count"),
             gettext("rate"),
             body,
+            gettext(
+                "Counts are messages, one per member and run day. Opens are a rough measure (image blocking, "
+                "privacy proxies); clicks and conversions are the numbers to trust. “–”: no denominator yet."
+            ),
+        )
+
+    def _run(self, request: HttpRequest, campaign: Campaign) -> None:
+        """Run one campaign now (the service the schedule calls) and tell staff what it queued."""
+        if not (campaign.is_active and campaign.program.is_active):
+            self.message_user(
+                request,
+                gettext("“%(name)s” is not active, or its programme is switched off: nothing was run.")
+                % {"name": campaign.name},
+                messages.WARNING,
+            )
+            return
+        counts = campaign_run(campaign=campaign)
+        self.message_user(
+            request,
+            ngettext(
+                "“%(name)s”: %(queued)d email queued, %(control)d member(s) held out as the control group.",
+                "“%(name)s”: %(queued)d emails queued, %(control)d member(s) held out as the control group.",
+                counts["queued"],
+            )
+            % {"name": campaign.name, **counts},
+            messages.SUCCESS,
         )
 
     @admin.action(description=_("Run selected campaigns now"), permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         for campaign in queryset.select_related("program").order_by("pk"):
-            if not (campaign.is_active and campaign.program.is_active):
-                self.message_user(
-                    request,
-                    gettext("“%(name)s” is not active, or its programme is switched off: nothing was run.")
-                    % {"name": campaign.name},
-                    messages.WARNING,
-                )
-                continue
-            counts = campaign_run(campaign=campaign)
+            self._run(request, campaign)
+
+    # --- views on one campaign: preview, test send, run now ---------------------------------
+
+    def get_urls(self):
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view), name=f"{info}_preview"),
+            path(
+                "<path:object_id>/preview/send-test/",
+                self.admin_site.admin_view(self.send_test_view),
+                name=f"{info}_send_test",
+            ),
+            path("<path:object_id>/run/", self.admin_site.admin_view(self.run_view), name=f"{info}_run"),
+            *super().get_urls(),
+        ]
+
+    def _url(self, name: str, campaign: Campaign) -> str:
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        return reverse(f"admin:{info}_{name}", args=[quote(campaign.pk)], current_app=self.admin_site.name)
+
+    def _can_pick_members(self, request: HttpRequest) -> bool:
+        """Real members' data in the preview only for staff who may see members anyway."""
+        try:
+            return self.admin_site.get_model_admin(Member).has_view_permission(request)
+        except NotRegistered:
+            return request.user.has_perm("loyalty.view_member")
+
+    def _preview_member(self, request: HttpRequest, campaign: Campaign, query: str) -> tuple[Member, list[Member], str]:
+        """The member to render for, the other members the search found, and a note when it found nobody.
+
+        ``query``: a member id, or text searched like the member list's search box (``MemberAdmin``'s
+        ``search_fields``), within the campaign's programme. Empty: ``campaign_preview_member``.
+        """
+        if not self._can_pick_members(request):
+            return campaign_sample_member(campaign=campaign), [], ""
+        if not query:
+            return campaign_preview_member(campaign=campaign), [], ""
+        members = Member.objects.filter(program_id=campaign.program_id).select_related(
+            "program", "user", "tier", "health"
+        )
+        if query.isdigit():  # a member id, and only that: digits would match referral codes at random
+            matches = list(members.filter(pk=int(query)))
+        else:
+            try:
+                member_admin = self.admin_site.get_model_admin(Member)
+            except NotRegistered:
+                found = members.filter(**{f"user__{get_user_model().get_email_field_name()}__iexact": query})
+            else:
+                found, duplicates = member_admin.get_search_results(request, members, query)
+                found = found.distinct() if duplicates else found
+            matches = list(found.order_by("pk")[: PREVIEW_MATCHES + 1])
+        if not matches:
+            note = gettext("No member of %(program)s matches “%(query)s”; showing the default member instead.") % {
+                "program": campaign.program,
+                "query": query,
+            }
+            return campaign_preview_member(campaign=campaign), [], note
+        return matches[0], matches[1:], ""
+
+    def _campaign(self, request: HttpRequest, object_id: str) -> Campaign | None:
+        return self.get_object(request, unquote(object_id))
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The campaign's email for one member, rendered without sending or writing anything."""
+        campaign = self._campaign(request, object_id)
+        if campaign is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        query = request.GET.get("member", "").strip()
+        member, matches, note = self._preview_member(request, campaign, query)
+        try:
+            rendered, error = campaign_preview(campaign=campaign, member=member), ""
+        except CampaignTemplateError as exc:
+            rendered, error = None, exc.message
+        try:
+            health = member.health if member.pk else None
+        except ObjectDoesNotExist:
+            health = None
+        return TemplateResponse(
+            request,
+            "admin/loyalty/campaign/preview.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": gettext("Preview of “%(name)s”") % {"name": campaign.name},
+                "opts": self.opts,
+                "original": campaign,
+                "change_url": self._url("change", campaign),
+                "send_test_url": self._url("send_test", campaign),
+                "can_pick": self._can_pick_members(request),
+                "query": query,
+                "member": member,
+                "member_email": _user_email(member.user),
+                "member_name": member.user.get_full_name() if hasattr(member.user, "get_full_name") else "",
+                "health": health,
+                "matches": matches,
+                "note": note,
+                "rendered": rendered,
+                "error": error,
+                "from_email": settings.DEFAULT_FROM_EMAIL,
+                "test_to": _user_email(request.user),
+                "test_prefix": TEST_SUBJECT_PREFIX.strip(),
+            },
+        )
+
+    def send_test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: send the preview to the signed-in staff user's own address, prefixed "[TEST]"."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        campaign = self._campaign(request, object_id)
+        if campaign is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        member, _matches, _note = self._preview_member(request, campaign, request.POST.get("member", "").strip())
+        back = self._url("preview", campaign)
+        if member.pk is not None and self._can_pick_members(request):
+            back = f"{back}?{urlencode({'member': member.pk})}"
+        to = _user_email(request.user)
+        if not to:
             self.message_user(
                 request,
-                ngettext(
-                    "“%(name)s”: %(queued)d email queued, %(control)d member(s) held out as the control group.",
-                    "“%(name)s”: %(queued)d emails queued, %(control)d member(s) held out as the control group.",
-                    counts["queued"],
-                )
-                % {"name": campaign.name, **counts},
+                gettext(
+                    "Your user account has no email address, so the test cannot be sent. "
+                    "Add an address to your user (Authentication → Users) and try again."
+                ),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(back)
+        try:
+            rendered = campaign_send_test(campaign=campaign, member=member, to=to)
+        except CampaignTemplateError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        except (smtplib.SMTPException, OSError) as exc:
+            self.message_user(
+                request,
+                gettext("The test could not be sent: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"},
+                messages.ERROR,
+            )
+        else:
+            self.message_user(
+                request,
+                gettext("Test email “%(subject)s” sent to %(to)s.")
+                % {"subject": f"{TEST_SUBJECT_PREFIX}{rendered.subject}", "to": to},
                 messages.SUCCESS,
             )
+        return HttpResponseRedirect(back)
+
+    def run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: how many members would be selected now; POST: run the campaign (``campaign_run``)."""
+        campaign = self._campaign(request, object_id)
+        if campaign is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        change_url = self._url("change", campaign)
+        if request.method == "POST":
+            self._run(request, campaign)
+            return HttpResponseRedirect(change_url)
+        now = timezone.now()
+        eligible = campaign_eligible_members(campaign=campaign, now=now).count()
+        next_send_at = campaign_next_send_at(campaign=campaign, now=now)
+        return TemplateResponse(
+            request,
+            "admin/loyalty/campaign/run_confirm.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": gettext("Run “%(name)s” now?") % {"name": campaign.name},
+                "opts": self.opts,
+                "original": campaign,
+                "change_url": change_url,
+                "runnable": campaign.is_active and campaign.program.is_active,
+                "eligible": eligible,
+                "segments": self.segment_list(campaign),
+                "next_send_at": next_send_at and timezone.localtime(next_send_at),
+            },
+        )
 
 
 @admin.register(Message)

@@ -7,12 +7,15 @@
   the message), then sends under the message's row lock, so a duplicate task sends nothing.
 - Tracking (open pixel, click redirect), one-click unsubscribe and purchase attribution
   write timestamps once; ``selectors.campaign_report`` reads them back against the control.
+- ``campaign_render`` is the one place an email is rendered; without a message it tracks
+  nothing, which is what the admin's ``campaign_preview`` and ``campaign_send_test`` use.
 
 Lock order is member, then message (as in order processing, which attributes purchases).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html
 import logging
@@ -283,6 +286,18 @@ def _reward_phrase(reward: Reward) -> str:
     return reward.name
 
 
+def _points_sentence(points: int) -> str:
+    return ngettext(
+        "We have added %(points)d bonus point to your account",
+        "We have added %(points)d bonus points to your account",
+        points,
+    ) % {"points": points}
+
+
+def _code_sentence(code: str, reward: Reward) -> str:
+    return _("Your code %(code)s: %(offer)s") % {"code": code, "offer": _reward_phrase(reward)}
+
+
 def _issue_incentive(message: Message, member: Member, now: datetime) -> IssuedIncentive:
     """Points or a reward code, keyed on the message: a retried send issues nothing new."""
     campaign = message.campaign
@@ -298,12 +313,8 @@ def _issue_incentive(message: Message, member: Member, now: datetime) -> IssuedI
             expires_at=now + timedelta(days=campaign.incentive_valid_days),
             locked=True,
         )
-        text = ngettext(
-            "We have added %(points)d bonus point to your account",
-            "We have added %(points)d bonus points to your account",
-            entry.points,
-        ) % {"points": entry.points}
-        return IssuedIncentive(text, entry.expires_at, f"points:{entry.points}:entry:{entry.pk}")
+        reference = f"points:{entry.points}:entry:{entry.pk}"
+        return IssuedIncentive(_points_sentence(entry.points), entry.expires_at, reference)
     if campaign.incentive == Incentive.REWARD:
         if campaign.incentive_reward is None:
             raise LoyaltyError("The campaign has no reward to give.", code="campaign_without_reward")
@@ -316,10 +327,7 @@ def _issue_incentive(message: Message, member: Member, now: datetime) -> IssuedI
             valid_days=campaign.incentive_valid_days,
             notify=False,
         )
-        text = _("Your code %(code)s: %(offer)s") % {
-            "code": redemption.code,
-            "offer": _reward_phrase(redemption.reward),
-        }
+        text = _code_sentence(redemption.code, redemption.reward)
         return IssuedIncentive(text, redemption.expires_at, f"code:{redemption.code}"[:100])
     return NO_INCENTIVE
 
@@ -434,59 +442,219 @@ def track_links(body: str, *, message: Message, keep: set[str] = frozenset()) ->
     return _LINK.sub(rewrite, body)
 
 
-def message_context(*, message: Message, member: Member, incentive: IssuedIncentive) -> dict:
-    """The variables a campaign's templates may use."""
+@dataclass(frozen=True)
+class RenderedEmail:
+    """A campaign email as rendered for one member: what ``message_send`` sends and the admin
+    preview shows. ``html`` is the full document (the layout around the campaign's HTML) or
+    ``None`` when the campaign has none. The text and HTML come out of the template engine
+    marked safe: escape them (``|force_escape``) before showing them in a page."""
+
+    subject: str
+    text: str
+    html: str | None
+    headers: dict[str, str]
+
+
+#: Stands in for the member's token in a preview: the unsubscribe page refuses it as an invalid link.
+PREVIEW_TOKEN = "preview"
+#: A transparent 1×1 GIF inline, in place of the open pixel: the layout keeps its image, nothing is counted.
+PREVIEW_PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+
+def _context(
+    *, member: Member, message: Message | None, incentive_text: str, incentive_expires_at: datetime | None
+) -> dict:
     program = member.program
     user = member.user
-    expires_on: date | None = timezone.localdate(incentive.expires_at) if incentive.expires_at else None
+    expires_on: date | None = timezone.localdate(incentive_expires_at) if incentive_expires_at else None
+    token = PREVIEW_TOKEN if message is None else unsubscribe_token(member, message=message)
     return {
         "first_name": getattr(user, "first_name", "") or "",
         "balance": member.balance,
         "tier": member.tier.name if member.tier_id and member.tier else "",
-        "incentive": incentive.text,
+        "incentive": incentive_text,
         "incentive_expires_on": expires_on,
-        "unsubscribe_url": _absolute(reverse("loyalty:unsubscribe", args=[unsubscribe_token(member, message=message)])),
+        "unsubscribe_url": _absolute(reverse("loyalty:unsubscribe", args=[token])),
         "shop_url": f"{_site()}/",
         "shop_name": shop_name_for(program),
         "program_name": program.name,
     }
 
 
-def message_email(*, message: Message, member: Member, incentive: IssuedIncentive) -> EmailMultiAlternatives:
-    """The email for ``message``: text and (when the campaign has one) tracked HTML, with
-    RFC 8058 one-click unsubscribe headers, rendered in the campaign's language."""
-    campaign = message.campaign
+def message_context(*, message: Message, member: Member, incentive: IssuedIncentive) -> dict:
+    """The variables a campaign's templates may use."""
+    return _context(
+        member=member, message=message, incentive_text=incentive.text, incentive_expires_at=incentive.expires_at
+    )
+
+
+def campaign_render(
+    *,
+    campaign: Campaign,
+    member: Member,
+    message: Message | None = None,
+    incentive_text: str = "",
+    incentive_expires_at: datetime | None = None,
+) -> RenderedEmail:
+    """Render ``campaign``'s subject, text and HTML for ``member``, in the campaign's language.
+    Pure: reads, writes nothing, sends nothing.
+
+    With a ``message`` the links are the real ones: shop links in the HTML go through the click
+    tracker, the layout gets the open pixel, the unsubscribe link carries the member's token.
+    Without one (a preview) nothing is tracked: links stay as written, the pixel is an inline
+    image, and the unsubscribe link carries ``PREVIEW_TOKEN``, which unsubscribes nobody.
+    Raises ``TemplateSyntaxError`` when a template does not compile; an error raised while
+    rendering (a filter, a ``{% url %}``) propagates as it is.
+    """
     subject_template, text_template, html_template = _templates(campaign)
     with translation.override(_campaign_language(campaign)):
-        ctx = message_context(message=message, member=member, incentive=incentive)
+        ctx = _context(
+            member=member,
+            message=message,
+            incentive_text=incentive_text,
+            incentive_expires_at=incentive_expires_at,
+        )
+        unsubscribe_url = ctx["unsubscribe_url"]
         subject = " ".join(subject_template.render(Context(ctx, autoescape=False)).split())
         text = text_template.render(Context(ctx, autoescape=False))
         body = None
         if html_template is not None:
-            inner = track_links(
-                html_template.render(Context(ctx, autoescape=True)), message=message, keep={ctx["unsubscribe_url"]}
-            )
+            inner = html_template.render(Context(ctx, autoescape=True))
+            if message is not None:
+                inner = track_links(inner, message=message, keep={unsubscribe_url})
+                open_url = _absolute(reverse("loyalty:track_open", args=[tracking_token(message)]))
+            else:
+                open_url = PREVIEW_PIXEL
             body = render_to_string(
                 LAYOUT_TEMPLATE,
                 {
                     **ctx,
                     "subject": subject,
                     "body": mark_safe(inner),  # rendered with autoescape from the campaign's own template
-                    "open_url": _absolute(reverse("loyalty:track_open", args=[tracking_token(message)])),
+                    "open_url": open_url,
                     "language": translation.get_language(),
                 },
             )
-    unsubscribe_url = ctx["unsubscribe_url"]
+    headers = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    return RenderedEmail(subject=subject, text=text, html=body, headers=headers)
+
+
+def _email(rendered: RenderedEmail, *, to: str, subject: str | None = None) -> EmailMultiAlternatives:
     email = EmailMultiAlternatives(
-        subject=subject,
-        body=text,
+        subject=rendered.subject if subject is None else subject,
+        body=rendered.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[getattr(member.user, member.user.get_email_field_name())],
-        headers={"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        to=[to],
+        headers=dict(rendered.headers),
     )
-    if body is not None:
-        email.attach_alternative(body, "text/html")
+    if rendered.html is not None:
+        email.attach_alternative(rendered.html, "text/html")
     return email
+
+
+def message_email(*, message: Message, member: Member, incentive: IssuedIncentive) -> EmailMultiAlternatives:
+    """The email for ``message``: text and (when the campaign has one) tracked HTML, with
+    RFC 8058 one-click unsubscribe headers, rendered in the campaign's language."""
+    rendered = campaign_render(
+        campaign=message.campaign,
+        member=member,
+        message=message,
+        incentive_text=incentive.text,
+        incentive_expires_at=incentive.expires_at,
+    )
+    return _email(rendered, to=getattr(member.user, member.user.get_email_field_name()))
+
+
+# --- previews and test sends (admin) -----------------------------------------------------------
+# Nothing here writes: no Message, no incentive, no tracking. A test email goes to staff only.
+
+PREVIEW_CODE = "PREVIEW-CODE"
+TEST_SUBJECT_PREFIX = "[TEST] "
+SAMPLE_FIRST_NAME = "Alex"
+SAMPLE_EMAIL = "alex@example.com"
+SAMPLE_BALANCE = 1200
+
+
+class CampaignTemplateError(LoyaltyError):
+    """A campaign's template does not compile, or fails while rendering."""
+
+    code = "campaign_template_error"
+
+
+def campaign_sample_member(*, campaign: Campaign) -> Member:
+    """A made-up member of the campaign's programme for previews, never saved."""
+    user_model = get_user_model()
+    user = user_model()
+    setattr(user, user_model.get_email_field_name(), SAMPLE_EMAIL)
+    if _user_has_field("first_name"):
+        user.first_name = SAMPLE_FIRST_NAME
+    if _user_has_field(user_model.USERNAME_FIELD) and user_model.USERNAME_FIELD != user_model.get_email_field_name():
+        setattr(user, user_model.USERNAME_FIELD, "sample")
+    return Member(program=campaign.program, user=user, balance=SAMPLE_BALANCE)
+
+
+def campaign_preview_member(*, campaign: Campaign) -> Member:
+    """Whom a preview shows by default: a member in the campaign's target segments, else any
+    member of its programme, else :func:`campaign_sample_member` (check ``member.pk``)."""
+    members = Member.objects.filter(program_id=campaign.program_id).select_related("program", "user", "tier")
+    segments = [str(segment) for segment in campaign.segments or []]
+    return (
+        members.filter(health__segment__in=segments).order_by("pk").first()
+        or members.order_by("pk").first()
+        or campaign_sample_member(campaign=campaign)
+    )
+
+
+def incentive_preview(*, campaign: Campaign, now: datetime) -> IssuedIncentive:
+    """The incentive sentence the email would carry, issuing nothing: the campaign's bonus
+    points, or its reward with the code ``PREVIEW-CODE``. Call it in the campaign's language."""
+    expires_at = now + timedelta(days=campaign.incentive_valid_days)
+    if campaign.incentive == Incentive.POINTS and campaign.incentive_points > 0:
+        return IssuedIncentive(_points_sentence(campaign.incentive_points), expires_at, "")
+    if campaign.incentive == Incentive.REWARD and campaign.incentive_reward is not None:
+        return IssuedIncentive(_code_sentence(PREVIEW_CODE, campaign.incentive_reward), expires_at, "")
+    return NO_INCENTIVE
+
+
+def campaign_preview(*, campaign: Campaign, member: Member, now: datetime | None = None) -> RenderedEmail:
+    """The campaign's email for ``member`` as it would be sent ``now``, untracked (see
+    :func:`campaign_render`), with a sample incentive. The balance is the member's balance plus
+    the bonus points, as the real email (which credits them first) would show it. Writes nothing.
+    Raises :class:`CampaignTemplateError` with the template engine's message."""
+    now = now or timezone.now()
+    with translation.override(_campaign_language(campaign)):
+        incentive = incentive_preview(campaign=campaign, now=now)
+    if incentive.text and campaign.incentive == Incentive.POINTS:
+        member = copy.copy(member)  # the caller's member keeps its balance
+        member.balance += campaign.incentive_points
+    try:
+        return campaign_render(
+            campaign=campaign,
+            member=member,
+            incentive_text=incentive.text,
+            incentive_expires_at=incentive.expires_at,
+        )
+    except TemplateSyntaxError as exc:
+        raise CampaignTemplateError(_("The campaign's template does not compile: %(error)s") % {"error": exc}) from exc
+    except Exception as exc:  # a filter or tag failing at render time: the preview is where to find out
+        logger.info("Campaign %s: preview failed", campaign.pk, exc_info=True)
+        raise CampaignTemplateError(
+            _("The campaign's template failed while rendering: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
+        ) from exc
+
+
+def campaign_send_test(*, campaign: Campaign, member: Member, to: str, now: datetime | None = None) -> RenderedEmail:
+    """Send :func:`campaign_preview` for ``member`` to ``to`` (the staff user's own address),
+    the subject prefixed ``[TEST] ``. No Message, no incentive, no tracking. Raises
+    :class:`CampaignTemplateError`, ``LoyaltyError`` (code ``no_email``) without an address; the
+    mail backend's errors (``smtplib.SMTPException``, ``OSError``) propagate."""
+    to = (to or "").strip()
+    if not to:
+        raise LoyaltyError(_("There is no address to send the test to."), code="no_email")
+    rendered = campaign_preview(campaign=campaign, member=member, now=now)
+    _email(rendered, to=to, subject=f"{TEST_SUBJECT_PREFIX}{rendered.subject}").send()
+    logger.info("Campaign %s: test email for member %s sent to %s", campaign.pk, member.pk, to)
+    return rendered
 
 
 # --- signed tokens ---------------------------------------------------------------------------
@@ -652,3 +820,74 @@ def campaign_schedule_delete(*, campaign_id: int) -> None:
 
     for periodic in PeriodicTask.objects.filter(name=campaign_schedule_name(campaign_id)):
         periodic.delete()  # instance delete: beat is told
+
+
+# --- resending (admin) ---------------------------------------------------------------------------
+
+
+def message_resend(*, message: Message, by=None, token: str | None = None) -> Message:
+    """Queue a new message of ``message``'s campaign to the same member, cycle ``resend-<8 hex>``,
+    and its ``send_message`` task on commit; returns the new message.
+
+    Only a sent or failed message is resent, and never so that the incentive is handed out
+    twice: ``message_send`` issues the campaign's incentive keyed on the *new* message, so a
+    message whose incentive was issued (``incentive_reference``) is refused while the campaign
+    gives one. The checks ``message_send`` makes (campaign and programme on, consent, an active
+    account with an address) are made now, so staff see a refusal instead of a skipped message.
+    Every refusal is a :class:`LoyaltyError` and writes nothing. ``token`` (the admin form's)
+    names the cycle, so a form sent twice returns the first resend instead of queueing another.
+    """
+    import uuid
+
+    from ..tasks import send_message
+
+    cycle = f"resend-{(token or uuid.uuid4().hex)[:8]}"
+    with transaction.atomic():
+        locked = Member.objects.select_for_update(of=("self",)).select_related("program", "user")
+        member = locked.get(pk=message.member_id)
+        original = Message.objects.select_related("campaign__program").get(pk=message.pk)
+        campaign = original.campaign
+        found = Message.objects.filter(campaign_id=campaign.pk, member_id=member.pk, cycle=cycle).first()
+        if found is not None:
+            return found
+        if original.status not in (Status.SENT, Status.FAILED):
+            raise LoyaltyError(
+                _("Only a sent or failed message can be resent; this one is %(status)s.")
+                % {"status": original.get_status_display().lower()},
+                code="message_not_resendable",
+            )
+        if reason := _skip_reason(original, member):
+            raise LoyaltyError(reason, code="message_not_sendable")
+        gives = campaign.incentive == Incentive.REWARD or (
+            campaign.incentive == Incentive.POINTS and campaign.incentive_points > 0
+        )
+        if gives and original.incentive_reference:
+            raise LoyaltyError(
+                _(
+                    "This message's incentive (%(reference)s) was issued already; a resend would issue "
+                    "another one. Only messages whose incentive was not issued can be resent."
+                )
+                % {"reference": original.incentive_reference},
+                code="resend_would_repeat_incentive",
+            )
+        resent = Message.objects.create(
+            campaign=campaign,
+            program_id=campaign.program_id,
+            member=member,
+            cycle=cycle,
+            status=Status.QUEUED,
+            segment=original.segment,
+            created_at=timezone.now(),
+        )
+
+        def enqueue(message_id: int = resent.pk) -> None:
+            try:
+                send_message.delay(message_id)
+            except Exception:  # a broker outage: the new message stays queued, and the log says so
+                logger.exception("Could not queue the resend of message %s (new message %s).", original.pk, message_id)
+
+        transaction.on_commit(enqueue)
+    logger.info(
+        "Message %s resent as message %s by user %s.", original.pk, resent.pk, getattr(by, "pk", None) or "system"
+    )
+    return resent
