@@ -22,6 +22,8 @@ SECRET_KEY = env("SECRET_KEY", default="demo-only-insecure-key-change-me-in-prod
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
+    # Above django.contrib.admin: loyalty's admin/index.html adds the dashboard card to the admin home.
+    "loyalty",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -31,7 +33,6 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_celery_beat",
     "shop",
-    "loyalty",
 ]
 
 MIDDLEWARE = [
