@@ -42,6 +42,10 @@ Defaults, with what each key does:
 ``CAMPAIGN_MAX_ATTEMPTS`` (``5``)
     A campaign email whose sending fails (SMTP or network error) is tried this many times
     in all, then marked "failed" with the last error.
+``SUPPORT_ADJUST_LIMIT`` (``500``)
+    The most points (absolute value) staff without the loyalty manager capability
+    (``loyalty.change_program``) may move in one adjustment in admin, and the most points a
+    reward they issue free may cost. ``None``: no limit. See docs/staff.md.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "SITE_URL": "http://localhost:8000",
     "SHOP_NAME": "",
     "CAMPAIGN_MAX_ATTEMPTS": 5,
+    "SUPPORT_ADJUST_LIMIT": 500,
 }
 
 IMPORT_STRINGS = {"ADAPTER"}

@@ -1,24 +1,60 @@
 import json
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from .. import services
+from ..conf import loyalty_settings
 from ..exceptions import LoyaltyError
-from ..forms import AdjustPointsForm
-from ..models import Member, OrderEvent, PointsEntry, Program, Purchase
+from ..forms import AdjustPointsForm, ConfirmForm, IssueRewardForm
+from ..models import (
+    Member,
+    Message,
+    OrderEvent,
+    PointsEntry,
+    Program,
+    Purchase,
+    Redemption,
+    SegmentChange,
+    TierChange,
+)
+from ..services.privacy import member_is_erased
+from .exports import LedgerExportMixin, MemberExportMixin
+
+#: How much of a member's history their change page shows (each list is one bounded query).
+PAGE_PURCHASES = 20
+PAGE_MESSAGES = 10
+PAGE_HISTORY = 10
+RESENDABLE = (Message.Status.SENT, Message.Status.FAILED)
+#: How admins that list rows of members search them: email, name, referral code.
+MEMBER_SEARCH = ["member__user__email", "member__user__first_name", "member__user__last_name", "member__referral_code"]
+
+
+def is_loyalty_manager(user) -> bool:
+    """The "loyalty manager" capability: may change programmes (so superusers too).
+
+    Managers adjust points and issue rewards without a limit; other staff who may change
+    members (support agents) are held to ``LOYALTY["SUPPORT_ADJUST_LIMIT"]``.
+    """
+    return user.has_perm("loyalty.change_program")
+
+
+def adjust_limit_for(user) -> int | None:
+    """The most points ``user`` may move in one adjustment (``None``: no limit)."""
+    return None if is_loyalty_manager(user) else loyalty_settings.SUPPORT_ADJUST_LIMIT
 
 
 class ReadOnlyMixin:
@@ -45,6 +81,14 @@ def _member_link(member: Member | None) -> str:
 def _adjustment_key(token: str, member: Member) -> str:
     # The form's hidden token makes a resubmitted form (double click, browser back) a no-op.
     return f"adjust:{token}:{member.pk}"
+
+
+def _issue_key(token: str) -> str:
+    return f"staff-issue:{token}"
+
+
+def _ledger_url(member_id) -> str:
+    return f"{reverse('admin:loyalty_pointsentry_changelist')}?{urlencode({'member__id__exact': member_id})}"
 
 
 @admin.register(Program)
@@ -93,7 +137,7 @@ class PointsEntryInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
     list_display = [
         "customer",
         "email",
@@ -113,7 +157,7 @@ class MemberAdmin(admin.ModelAdmin):
         "marketing_consent",
         ("joined_at", admin.DateFieldListFilter),
     ]
-    search_fields = ["user__email", "user__username", "user__first_name", "user__last_name"]
+    search_fields = ["user__email", "user__username", "user__first_name", "user__last_name", "referral_code"]
     list_select_related = ["user", "program", "tier", "health"]
     date_hierarchy = "joined_at"
     autocomplete_fields = ["user"]
@@ -129,17 +173,18 @@ class MemberAdmin(admin.ModelAdmin):
         "referral_code",
         "referred_by",
         "health_summary",
+        "ledger_link",
     ]
     fieldsets = [
         (None, {"fields": ["program", "user", "joined_at", "birth_date"]}),
-        (_("Points"), {"fields": ["balance", "balance_value", "pending_points", "lifetime_points"]}),
+        (_("Points"), {"fields": ["balance", "balance_value", "pending_points", "lifetime_points", "ledger_link"]}),
         (_("Tier and activity"), {"fields": ["tier", "tier_since", "orders_count", "last_purchase_at"]}),
         (_("Health"), {"fields": ["health_summary"]}),
         (_("Referrals"), {"fields": ["referral_code", "referred_by"]}),
         (_("Consent"), {"fields": ["marketing_consent", "consent_changed_at"]}),
     ]
     inlines = [PointsEntryInline]
-    actions = ["adjust_points"]
+    actions = ["adjust_points", "export_csv"]
 
     def get_queryset(self, request):
         # The change page shows the balance's value, which needs the programme.
@@ -177,6 +222,7 @@ class MemberAdmin(admin.ModelAdmin):
                 "–" if health.expected_purchases is None else f"{health.expected_purchases:.2f}",
             ),
             (_("Expected next order"), health.expected_next_order_on or "–"),
+            (_("Spent so far"), f"{health.total_spent} {obj.program.currency}"),
             (
                 _("Predicted value (1 year)"),
                 "–" if health.predicted_clv is None else f"{health.predicted_clv} {obj.program.currency}",
@@ -187,7 +233,58 @@ class MemberAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
-        return fields + ["program", "user"] if obj else fields
+        if obj is None:
+            return fields
+        fields += ["program", "user"]
+        if not is_loyalty_manager(request.user):
+            # Support agents act on a member through the page's buttons, never by editing it.
+            fields += [f for f in flatten_fieldsets(self.get_fieldsets(request, obj)) if f not in fields]
+        return fields
+
+    @admin.display(description=_("ledger"))
+    def ledger_link(self, obj: Member) -> str:
+        if obj is None or obj.pk is None:
+            return "–"
+        return format_html('<a href="{}">{}</a>', _ledger_url(obj.pk), _("Full ledger, newest first"))
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        """Erasing personal data needs the permission to delete members (superusers have it)."""
+        return request.user.has_perm(f"{self.opts.app_label}.delete_{self.opts.model_name}")
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), **self._history_context(request, object_id)}
+        )
+
+    def _history_context(self, request: HttpRequest, object_id: str) -> dict:
+        """The member's latest purchases, messages, tier and segment changes: one query each."""
+        try:
+            member_id = self.opts.pk.to_python(unquote(object_id))
+        except ValidationError:
+            return {}
+        return {
+            "member_purchases": list(
+                Purchase.objects.filter(member_id=member_id).order_by("-occurred_at", "-id")[:PAGE_PURCHASES]
+            ),
+            "member_messages": list(
+                Message.objects.filter(member_id=member_id)
+                .select_related("campaign")
+                .order_by("-created_at", "-id")[:PAGE_MESSAGES]
+            ),
+            "tier_history": list(
+                TierChange.objects.filter(member_id=member_id)
+                .select_related("from_tier", "to_tier")
+                .order_by("-created_at", "-id")[:PAGE_HISTORY]
+            ),
+            "segment_history": list(
+                SegmentChange.objects.filter(member_id=member_id).order_by("-changed_at", "-id")[:PAGE_HISTORY]
+            ),
+            "resendable_statuses": [str(s) for s in RESENDABLE],
+            "has_erase_permission": self.has_erase_permission(request),
+            "ledger_url": _ledger_url(member_id),
+            "page_purchases": PAGE_PURCHASES,
+            "page_messages": PAGE_MESSAGES,
+        }
 
     @admin.display(description=_("email"), ordering="user__email")
     def email(self, obj: Member) -> str:
@@ -206,14 +303,36 @@ class MemberAdmin(admin.ModelAdmin):
     # --- adjusting points -------------------------------------------------------------------
 
     def get_urls(self):
+        def url(route: str, view, name: str):
+            return path(
+                route, self.admin_site.admin_view(view), name=f"{self.opts.app_label}_{self.opts.model_name}_{name}"
+            )
+
         return [
-            path(
-                "<path:object_id>/adjust/",
-                self.admin_site.admin_view(self.adjust_view),
-                name=f"{self.opts.app_label}_{self.opts.model_name}_adjust",
-            ),
+            url("<path:object_id>/adjust/", self.adjust_view, "adjust"),
+            url("<path:object_id>/issue-reward/", self.issue_reward_view, "issue_reward"),
+            url("<path:object_id>/messages/<int:message_id>/resend/", self.resend_message_view, "resend_message"),
+            url("<path:object_id>/erase/", self.erase_view, "erase"),
+            *self.get_export_urls(),
             *super().get_urls(),
         ]
+
+    def _change_url(self, member: Member) -> str:
+        return reverse("admin:loyalty_member_change", args=[quote(member.pk)], current_app=self.admin_site.name)
+
+    def _action_page(self, request: HttpRequest, template: str, member: Member, title: str, **context):
+        return TemplateResponse(
+            request,
+            f"admin/loyalty/member/{template}",
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "opts": self.opts,
+                "original": member,
+                "change_url": self._change_url(member),
+                **context,
+            },
+        )
 
     def _adjust(self, request: HttpRequest, member: Member, form: AdjustPointsForm) -> PointsEntry:
         return services.adjust_points(
@@ -231,8 +350,10 @@ class MemberAdmin(admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_change_permission(request, member):
             raise PermissionDenied
-        change_url = reverse("admin:loyalty_member_change", args=[quote(member.pk)], current_app=self.admin_site.name)
-        form = AdjustPointsForm(request.POST if request.method == "POST" else None)
+        change_url = self._change_url(member)
+        form = AdjustPointsForm(
+            request.POST if request.method == "POST" else None, limit=adjust_limit_for(request.user)
+        )
         if form.is_bound and form.is_valid():
             key = _adjustment_key(form.cleaned_data["token"], member)
             if PointsEntry.objects.filter(program_id=member.program_id, idempotency_key=key).exists():
@@ -273,7 +394,7 @@ class MemberAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Adjust points of selected members…"), permissions=["change"])
     def adjust_points(self, request: HttpRequest, queryset: QuerySet[Member]):
-        form = AdjustPointsForm(request.POST if "apply" in request.POST else None)
+        form = AdjustPointsForm(request.POST if "apply" in request.POST else None, limit=adjust_limit_for(request.user))
         if form.is_bound and form.is_valid():
             members = list(queryset.select_related("user", "program"))
             keys = {_adjustment_key(form.cleaned_data["token"], m): m for m in members}
@@ -324,15 +445,130 @@ class MemberAdmin(admin.ModelAdmin):
             },
         )
 
+    # --- issuing a reward, resending a message, erasing personal data ------------------------
+
+    def _member_or_redirect(self, request: HttpRequest, object_id: str) -> Member | HttpResponse:
+        member = self.get_object(request, unquote(object_id))
+        if member is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return member
+
+    def issue_reward_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Give the member one of the programme's rewards free of points (needs the change permission)."""
+        member = self._member_or_redirect(request, object_id)
+        if isinstance(member, HttpResponse):
+            return member
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        form = IssueRewardForm(
+            request.POST if request.method == "POST" else None, member=member, limit=adjust_limit_for(request.user)
+        )
+        if form.is_bound and form.is_valid():
+            key, reward = _issue_key(form.cleaned_data["token"]), form.cleaned_data["reward"]
+            if Redemption.objects.filter(program_id=member.program_id, idempotency_key=key).exists():
+                self.message_user(
+                    request, _("This reward had been issued already (the form was sent twice)."), messages.WARNING
+                )
+                return HttpResponseRedirect(self._change_url(member))
+            try:
+                redemption = services.redeem(member=member, reward=reward, free=True, idempotency_key=key)
+            except LoyaltyError as exc:
+                form.add_error(None, exc.message)
+            else:
+                note = form.cleaned_data["note"].strip()
+                self.log_change(
+                    request,
+                    member,
+                    gettext("Issued the reward “%(reward)s” free of points (code %(code)s).")
+                    % {"reward": reward.name, "code": redemption.code}
+                    + (f" {gettext('Note')}: {note}" if note else ""),
+                )
+                self.message_user(
+                    request,
+                    gettext("Issued “%(reward)s” to %(member)s free of points: code %(code)s.")
+                    % {"reward": reward.name, "member": member, "code": redemption.code},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(self._change_url(member))
+        title = gettext("Issue a reward to %(member)s") % {"member": member}
+        return self._action_page(request, "issue_reward.html", member, title, form=form)
+
+    def resend_message_view(self, request: HttpRequest, object_id: str, message_id: int) -> HttpResponse:
+        """Queue a new email of the same campaign to the member (needs the change permission)."""
+        member = self._member_or_redirect(request, object_id)
+        if isinstance(member, HttpResponse):
+            return member
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        message = Message.objects.select_related("campaign").filter(pk=message_id, member=member).first()
+        if message is None:
+            raise Http404(gettext("This member has no such message."))
+        form = ConfirmForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                resent = services.message_resend(message=message, by=request.user, token=form.cleaned_data["token"])
+            except LoyaltyError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.log_change(
+                    request,
+                    member,
+                    gettext("Resent message %(original)s of campaign “%(campaign)s” as message %(new)s.")
+                    % {"original": message.pk, "campaign": message.campaign, "new": resent.pk},
+                )
+                self.message_user(
+                    request,
+                    gettext("The email of campaign “%(campaign)s” is queued to be sent to %(member)s again.")
+                    % {"campaign": message.campaign, "member": member},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(self._change_url(member))
+        title = gettext("Resend an email to %(member)s") % {"member": member}
+        return self._action_page(request, "resend_message.html", member, title, form=form, message=message)
+
+    def erase_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Confirm, then erase the customer's personal data (needs ``loyalty.delete_member``)."""
+        member = self._member_or_redirect(request, object_id)
+        if isinstance(member, HttpResponse):
+            return member
+        if not self.has_erase_permission(request):
+            raise PermissionDenied
+        already, error = member_is_erased(member), ""
+        if request.method == "POST":
+            try:
+                member = services.member_erase(member=member, by=request.user)
+            except LoyaltyError as exc:
+                error = exc.message
+            else:
+                if already:
+                    self.message_user(request, gettext("This customer's data had been erased already."), messages.INFO)
+                else:
+                    self.log_change(request, member, gettext("Erased the customer's personal data (GDPR)."))
+                    self.message_user(
+                        request,
+                        gettext(
+                            "The customer's personal data is erased. Their points, purchases and rewards are kept, "
+                            "anonymously, as %(member)s."
+                        )
+                        % {"member": member},
+                        messages.SUCCESS,
+                    )
+                return HttpResponseRedirect(self._change_url(member))
+        title = gettext("Erase the personal data of %(member)s") % {"member": member}
+        return self._action_page(request, "erase.html", member, title, already=already, error=error)
+
 
 @admin.register(PointsEntry)
-class PointsEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class PointsEntryAdmin(LedgerExportMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["created_at", "member_link", "kind", "points", "remaining", "expires_at", "details", "created_by"]
     list_filter = ["kind", "program", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["reference", "idempotency_key", "member__user__email", "member__user__username"]
+    search_fields = ["reference", "idempotency_key", "member__user__username", *MEMBER_SEARCH]
     list_select_related = ["member__user", "created_by"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    def get_urls(self):
+        return [*self.get_export_urls(), *super().get_urls()]
 
     @admin.display(description=_("member"), ordering="member__user__username")
     def member_link(self, obj: PointsEntry) -> str:
@@ -358,7 +594,7 @@ class PurchaseAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "occurred_at",
     ]
     list_filter = ["status", "program", ("member", admin.EmptyFieldListFilter)]
-    search_fields = ["order_reference", "email", "member__user__email"]
+    search_fields = ["order_reference", "email", *MEMBER_SEARCH]
     list_select_related = ["member__user"]
     date_hierarchy = "occurred_at"
     show_full_result_count = False

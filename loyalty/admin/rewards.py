@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from ..exceptions import LoyaltyError
 from ..models import PendingPoints, Redemption, Reward
 from ..services.rewards import redemption_cancel
-from .base import ReadOnlyMixin, _member_link
+from .base import MEMBER_SEARCH, ReadOnlyMixin, _member_link
 
 
 class RewardForm(forms.ModelForm):
@@ -91,7 +91,7 @@ class RewardAdmin(admin.ModelAdmin):
 class RedemptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["created_at", "member_link", "reward", "points", "code", "status", "expires_at", "used_at"]
     list_filter = ["status", "program", "reward"]
-    search_fields = ["code", "member__user__email", "member__user__username", "reward__name", "idempotency_key"]
+    search_fields = ["code", "reward__name", "idempotency_key", "member__user__username", *MEMBER_SEARCH]
     list_select_related = ["member__user", "reward"]
     date_hierarchy = "created_at"
     show_full_result_count = False
@@ -146,6 +146,6 @@ class PendingPointsAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     list_display = ["member", "purchase", "points", "status", "approve_at"]
     list_filter = ["status", "program"]
-    search_fields = ["member__user__email", "purchase__order_reference"]
+    search_fields = ["purchase__order_reference", *MEMBER_SEARCH]
     list_select_related = ["member__user", "purchase"]
     date_hierarchy = "approve_at"

@@ -55,7 +55,14 @@ class ReferralAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["created_at", "referrer_link", "friend_link", "program", "status", "rewarded_at", "note"]
     list_filter = ["status", "program"]
     list_select_related = ["referrer__user", "friend__user", "program"]
-    search_fields = ["referrer__user__email", "friend__user__email", "referrer__referral_code"]
+    search_fields = [
+        "referrer__user__email",
+        "referrer__user__last_name",
+        "referrer__referral_code",
+        "friend__user__email",
+        "friend__user__last_name",
+        "friend__referral_code",
+    ]
     date_hierarchy = "created_at"
     fields = ["program", "referrer", "friend", "status", "note", "created_at", "rewarded_at"]
     readonly_fields = fields

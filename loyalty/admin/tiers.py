@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Tier, TierChange
-from .base import ReadOnlyMixin, _member_link
+from .base import MEMBER_SEARCH, ReadOnlyMixin, _member_link
 
 
 @admin.register(Tier)
@@ -22,6 +22,7 @@ class TierAdmin(admin.ModelAdmin):
     list_filter = ["program"]
     list_select_related = ["program"]
     search_fields = ["name"]
+    autocomplete_fields = ["entry_reward"]
     ordering = ["program", "rank"]
     fieldsets = [
         (None, {"fields": ["program", "name", "rank", "colour", "benefits"]}),
@@ -35,7 +36,7 @@ class TierChangeAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["member_link", "from_tier", "to_tier", "reason", "created_at"]
     list_filter = ["reason", "member__program"]
     list_select_related = ["member__user", "from_tier", "to_tier"]
-    search_fields = ["member__user__email"]
+    search_fields = MEMBER_SEARCH
     date_hierarchy = "created_at"
     show_full_result_count = False
 

@@ -6,6 +6,7 @@ from .campaigns import (
     member_unsubscribe,
     message_clicked,
     message_opened,
+    message_resend,
     message_send,
     purchase_attribute,
 )
@@ -19,6 +20,7 @@ from .events import (
 from .expiry import points_expire_due
 from .ledger import adjust_points, points_credit, points_debit
 from .members import member_enroll, program_for_event
+from .privacy import member_erase
 from .referrals import referral_code_for
 from .rewards import redeem, redemption_cancel
 from .rules import award_for_action, birthday_bonuses_award, profile_completed
@@ -35,9 +37,11 @@ __all__ = [
     "events_process_pending",
     "events_retry_unprocessed",
     "member_enroll",
+    "member_erase",
     "member_unsubscribe",
     "message_clicked",
     "message_opened",
+    "message_resend",
     "message_send",
     "points_credit",
     "points_debit",

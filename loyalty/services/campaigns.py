@@ -298,15 +298,28 @@ def _code_sentence(code: str, reward: Reward) -> str:
     return _("Your code %(code)s: %(offer)s") % {"code": code, "offer": _reward_phrase(reward)}
 
 
+RESEND_MARK = "resend-of:"
+
+
+def _incentive_owner(message: Message) -> int:
+    """The message whose incentive this one carries: itself, or for a resend the original."""
+    reference = message.incentive_reference or ""
+    if reference.startswith(RESEND_MARK) and reference[len(RESEND_MARK) :].isdigit():
+        return int(reference[len(RESEND_MARK) :])
+    return message.pk
+
+
 def _issue_incentive(message: Message, member: Member, now: datetime) -> IssuedIncentive:
-    """Points or a reward code, keyed on the message: a retried send issues nothing new."""
+    """Points or a reward code, keyed on the message (for a resend: the original message), so a
+    retried send or a resend shows the same incentive and issues nothing new."""
     campaign = message.campaign
+    owner = _incentive_owner(message)
     if campaign.incentive == Incentive.POINTS and campaign.incentive_points > 0:
         entry = points_credit(
             member=member,
             points=campaign.incentive_points,
             kind=PointsEntry.Kind.BONUS,
-            idempotency_key=f"campaign:{message.pk}:bonus",
+            idempotency_key=f"campaign:{owner}:bonus",
             reference=f"campaign:{campaign.pk}",
             description=f"Campaign “{campaign.name}”"[:255],
             at=now,
@@ -321,7 +334,7 @@ def _issue_incentive(message: Message, member: Member, now: datetime) -> IssuedI
         redemption = redeem(
             member=member,
             reward=campaign.incentive_reward,
-            idempotency_key=f"campaign:{message.pk}",
+            idempotency_key=f"campaign:{owner}",
             free=True,
             at=now,
             valid_days=campaign.incentive_valid_days,
@@ -370,7 +383,8 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
                 incentive = _issue_incentive(message, member, now)
             except LoyaltyError as exc:
                 return _close(message, Status.FAILED, f"Incentive not issued ({exc.code}): {exc.message}")
-        if incentive.reference != message.incentive_reference:
+        keep_mark = (message.incentive_reference or "").startswith(RESEND_MARK)
+        if incentive.reference != message.incentive_reference and not keep_mark:
             message.incentive_reference = incentive.reference
             message.save(update_fields=["incentive_reference"])
 
@@ -829,10 +843,9 @@ def message_resend(*, message: Message, by=None, token: str | None = None) -> Me
     """Queue a new message of ``message``'s campaign to the same member, cycle ``resend-<8 hex>``,
     and its ``send_message`` task on commit; returns the new message.
 
-    Only a sent or failed message is resent, and never so that the incentive is handed out
-    twice: ``message_send`` issues the campaign's incentive keyed on the *new* message, so a
-    message whose incentive was issued (``incentive_reference``) is refused while the campaign
-    gives one. The checks ``message_send`` makes (campaign and programme on, consent, an active
+    Only a sent or failed message is resent. The resend carries the original's incentive:
+    ``message_send`` keys it on the original message, so the customer sees the same points or
+    code and nothing is issued twice. The checks ``message_send`` makes (campaign and programme on, consent, an active
     account with an address) are made now, so staff see a refusal instead of a skipped message.
     Every refusal is a :class:`LoyaltyError` and writes nothing. ``token`` (the admin form's)
     names the cycle, so a form sent twice returns the first resend instead of queueing another.
@@ -858,18 +871,6 @@ def message_resend(*, message: Message, by=None, token: str | None = None) -> Me
             )
         if reason := _skip_reason(original, member):
             raise LoyaltyError(reason, code="message_not_sendable")
-        gives = campaign.incentive == Incentive.REWARD or (
-            campaign.incentive == Incentive.POINTS and campaign.incentive_points > 0
-        )
-        if gives and original.incentive_reference:
-            raise LoyaltyError(
-                _(
-                    "This message's incentive (%(reference)s) was issued already; a resend would issue "
-                    "another one. Only messages whose incentive was not issued can be resent."
-                )
-                % {"reference": original.incentive_reference},
-                code="resend_would_repeat_incentive",
-            )
         resent = Message.objects.create(
             campaign=campaign,
             program_id=campaign.program_id,
@@ -878,6 +879,8 @@ def message_resend(*, message: Message, by=None, token: str | None = None) -> Me
             status=Status.QUEUED,
             segment=original.segment,
             created_at=timezone.now(),
+            # The resend carries the original's incentive (same ledger entry or code), never a second one.
+            incentive_reference=f"{RESEND_MARK}{_incentive_owner(original)}",
         )
 
         def enqueue(message_id: int = resent.pk) -> None:
