@@ -2,11 +2,13 @@
 health refresh and the campaign run to a real broker, a real worker scores the members, picks
 the drifting one, sends the win-back email; then a purchase counts as its conversion."""
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
-from celery.beat import EmbeddedService
+from celery.beat import Service
+from django.db import connections
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -43,14 +45,21 @@ def test_beat_and_worker_win_back_a_drifting_customer(program, celery_worker, ma
     schedule.crontab, schedule.interval = None, every_second  # staff edit the schedule in admin
     schedule.save()
 
-    beat = EmbeddedService(
-        celery_worker, thread=True, scheduler_cls="django_celery_beat.schedulers:DatabaseScheduler", max_interval=1
-    )
-    beat.start()
+    beat = Service(celery_worker, scheduler_cls="django_celery_beat.schedulers:DatabaseScheduler", max_interval=1)
+
+    def run_beat() -> None:
+        try:
+            beat.start(embedded_process=True)
+        finally:
+            connections.close_all()  # the scheduler's own connection, or the test database can't be dropped
+
+    thread = threading.Thread(target=run_beat, daemon=True)
+    thread.start()
     try:
         assert wait_for(lambda: Message.objects.filter(status=Message.Status.SENT).exists()), "no email was sent"
     finally:
         beat.stop()
+        thread.join(timeout=10)
 
     assert CustomerHealth.objects.get(member=drifting).segment == Segment.AT_RISK
     assert CustomerHealth.objects.get(member=steady).segment != Segment.AT_RISK
