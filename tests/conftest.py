@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from tests.factories import ProgramFactory, UserFactory
+from tests.workers import celery_worker  # noqa: F401  (a fixture for the end-to-end tests)
 
 
 @pytest.fixture

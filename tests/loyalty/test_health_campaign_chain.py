@@ -3,7 +3,6 @@ health refresh and the campaign run to a real broker, a real worker scores the m
 the drifting one, sends the win-back email; then a purchase counts as its conversion."""
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -15,21 +14,12 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from loyalty.models import Campaign, CustomerHealth, Message, Segment
 from tests.factories import paid_order
 from tests.loyalty.test_health_refresh import buyer
-from tests.loyalty.test_worker import celery_worker  # noqa: F401  (fixture)
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
-def wait_for(predicate, timeout: float = 45.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def test_beat_and_worker_win_back_a_drifting_customer(program, celery_worker, mailoutbox):  # noqa: F811
+def test_beat_and_worker_win_back_a_drifting_customer(program, celery_worker, mailoutbox):
     now = timezone.now()
     steady = buyer(program, "steady", orders=8, last_days_ago=3, gap_days=20, spent="400", now=now)
     drifting = buyer(program, "marco", orders=8, last_days_ago=70, gap_days=20, spent="400", now=now)
@@ -56,7 +46,8 @@ def test_beat_and_worker_win_back_a_drifting_customer(program, celery_worker, ma
     thread = threading.Thread(target=run_beat, daemon=True)
     thread.start()
     try:
-        assert wait_for(lambda: Message.objects.filter(status=Message.Status.SENT).exists()), "no email was sent"
+        sent = wait_for(lambda: Message.objects.filter(status=Message.Status.SENT).exists(), timeout=45)
+        assert sent, "no email was sent"
     finally:
         beat.stop()
         thread.join(timeout=10)
