@@ -56,8 +56,9 @@ def test_beat_and_worker_win_back_a_drifting_customer(program, celery_worker, ma
     assert CustomerHealth.objects.get(member=steady).segment != Segment.AT_RISK
     message = Message.objects.get()
     assert message.member == drifting
-    assert [m.to for m in mailoutbox] == [["marco@example.com"]]
-    assert "List-Unsubscribe" in mailoutbox[0].extra_headers
+    win_back = [m for m in mailoutbox if "we miss you" in m.subject]  # other member emails may go out too
+    assert [m.to for m in win_back] == [["marco@example.com"]]
+    assert "List-Unsubscribe" in win_back[0].extra_headers
     drifting.refresh_from_db()
     assert drifting.balance == 250  # the incentive, credited with the email
 
