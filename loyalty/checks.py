@@ -65,3 +65,27 @@ def check_urls(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_site_url(app_configs=None, **kwargs):
+    """``manage.py check --deploy``: email links (unsubscribe, tracking) are built from SITE_URL."""
+    from urllib.parse import urlsplit
+
+    from .conf import loyalty_settings
+
+    try:
+        site_url = loyalty_settings.SITE_URL
+    except Exception:  # an invalid LOYALTY setting is reported as loyalty.E001  # noqa: BLE001
+        return []
+    host = urlsplit(site_url or "").hostname or ""
+    if host in ("", "localhost", "127.0.0.1", "::1") or host.endswith(".localhost"):
+        return [
+            Warning(
+                f'settings.LOYALTY["SITE_URL"] is {site_url!r}: links in emails (unsubscribe, tracking) would '
+                "point at it.",
+                hint='Set LOYALTY["SITE_URL"] to the shop\'s public address, e.g. "https://shop.example.com".',
+                id="loyalty.W003",
+            )
+        ]
+    return []

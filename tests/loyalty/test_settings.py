@@ -83,3 +83,14 @@ def test_missing_loyalty_urls_are_a_system_check_warning(settings):
     assert check_urls() == []
     settings.ROOT_URLCONF = "shop.urls"  # a project that forgot include("loyalty.urls")
     assert [w.id for w in check_urls()] == ["loyalty.W002"]
+
+
+def test_deploy_check_warns_about_a_local_site_url(settings):
+    from django.core.checks import run_checks
+
+    settings.LOYALTY = {**settings.LOYALTY, "SITE_URL": "http://localhost:8000"}
+    assert "loyalty.W003" in [m.id for m in run_checks(include_deployment_checks=True)]
+
+    settings.LOYALTY = {**settings.LOYALTY, "SITE_URL": "https://shop.example.com"}
+    assert "loyalty.W003" not in [m.id for m in run_checks(include_deployment_checks=True)]
+    assert "loyalty.W003" not in [m.id for m in run_checks()]  # only with --deploy
