@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab
+
+from loyalty.schedules import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -38,6 +39,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The visitor's language: the set_language cookie, else Accept-Language (after sessions, before common).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -87,8 +90,12 @@ LOGIN_REDIRECT_URL = "shop:account"
 LOGOUT_REDIRECT_URL = "shop:product_list"
 
 LANGUAGE_CODE = "en"
+# The shop speaks these; loyalty/locale, shop/locale and locale/ (project templates) hold the catalogues.
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("it", "Italiano")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", default="Europe/Berlin")
 USE_I18N = True
+# Dates and numbers are always localised (Django 5: no USE_L10N); shop_tags.money groups thousands itself.
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -115,51 +122,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # edit them in admin. The entries below are copied there when beat starts.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = USE_TZ
-CELERY_BEAT_SCHEDULE = {
-    # Only does work with LOYALTY["EVENT_PROCESSING"] = "deferred".
-    "loyalty-process-pending-events": {
-        "task": "loyalty.tasks.process_pending_events",
-        "schedule": 10.0,
-    },
-    "loyalty-approve-pending-points": {
-        "task": "loyalty.tasks.approve_pending_points",
-        "schedule": crontab(minute=5),
-    },
-    "loyalty-expire-points": {
-        "task": "loyalty.tasks.expire_points",
-        "schedule": crontab(hour=3, minute=15),
-    },
-    "loyalty-remind-expiring-points": {
-        "task": "loyalty.tasks.remind_expiring_points",
-        "schedule": crontab(hour=9, minute=0),
-    },
-    "loyalty-retry-unprocessed-events": {
-        "task": "loyalty.tasks.retry_unprocessed_events",
-        "schedule": crontab(minute="*/5"),
-    },
-    "loyalty-recompute-tiers": {
-        "task": "loyalty.tasks.recompute_tiers",
-        "schedule": crontab(hour=2, minute=30),
-    },
-    "loyalty-award-birthday-bonuses": {
-        "task": "loyalty.tasks.award_birthday_bonuses",
-        "schedule": crontab(hour=6, minute=30),
-    },
-    "loyalty-expire-reward-codes": {
-        "task": "loyalty.tasks.expire_reward_codes",
-        "schedule": crontab(hour=3, minute=45),
-    },
-    # Customer health: refit the purchase model weekly, score every member nightly.
-    "loyalty-fit-health-models": {
-        "task": "loyalty.tasks.fit_health_models",
-        "schedule": crontab(hour=1, minute=30, day_of_week="sun"),
-    },
-    "loyalty-refresh-health": {
-        "task": "loyalty.tasks.refresh_health",
-        "schedule": crontab(hour=4, minute=0),
-    },
-    # Campaigns have their own schedules (one periodic task per campaign, editable in admin).
-}
+# Every loyalty beat task with its default time (loyalty/schedules.py). Campaigns have their
+# own schedules (one periodic task per campaign, editable in admin).
+CELERY_BEAT_SCHEDULE = beat_schedule()
 
 # --- Loyalty ----------------------------------------------------------------------------
 LOYALTY = {

@@ -108,8 +108,26 @@ def _enrol_new_user(sender, instance, created: bool, raw: bool = False, **kwargs
     transaction.on_commit(enrol)
 
 
+def _claim_guest_orders(sender, request, user, **kwargs) -> None:
+    """A user signed in (or registered) carrying claim links of guest orders (``views.guest_claim``)."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return
+    from .services.guests import SESSION_KEY, guest_claims_for_user
+
+    tokens = session.pop(SESSION_KEY, None)
+    if not tokens:
+        return
+    try:
+        with transaction.atomic():
+            guest_claims_for_user(user=user, tokens=list(tokens))
+    except Exception:  # a loyalty failure must never break signing in; the link can be used again
+        logger.exception("Could not claim guest orders for user %s.", user.pk)
+
+
 def connect_enrolment() -> None:
     post_save.connect(_enrol_new_user, sender=get_user_model(), dispatch_uid="loyalty_enrol_new_user")
+    user_logged_in.connect(_claim_guest_orders, dispatch_uid="loyalty_claim_guest_orders")
 
 
 def _record_referral(sender, request, user, **kwargs) -> None:

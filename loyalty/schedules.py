@@ -32,6 +32,8 @@ DEFAULT_SCHEDULES: dict[str, float | dict[str, str]] = {
     # Customer health: refit the purchase model weekly, score every member nightly (before campaigns).
     "loyalty.tasks.fit_health_models": {"hour": "1", "minute": "30", "day_of_week": "sun"},
     "loyalty.tasks.refresh_health": {"hour": "4", "minute": "0"},
+    # Only does work for programmes with the monthly statement switched on.
+    "loyalty.tasks.send_monthly_statements": {"day_of_month": "1", "hour": "8", "minute": "0"},
 }
 CRONTAB_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")  # cron's order
 _CAMPAIGN_ENTRY = re.compile(r"^loyalty-campaign-(\d+)$")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from django.db.models import Count, DecimalField, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, DecimalField, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .conf import loyalty_settings
 from .models import (
     CustomerHealth,
+    EarningRule,
     HealthModelFit,
     HealthRun,
     Member,
@@ -39,16 +43,50 @@ class RewardOption:
 
 
 @dataclass(frozen=True)
+class HistoryRow:
+    """One line of the customer's points history, in words ("Order #1042", "Birthday bonus")."""
+
+    created_at: datetime
+    points: int
+    title: str
+    note: str = ""
+    expires_at: datetime | None = None
+
+    @property
+    def amount(self) -> int:
+        return abs(self.points)
+
+
+@dataclass(frozen=True)
+class ExpiringPoints:
+    """Points that lapse soon: ``points`` of them on ``at`` (the first date something expires)."""
+
+    points: int
+    at: datetime
+    whole_balance: bool = False  # inactivity policy: the whole balance goes unless the member orders
+
+
+@dataclass(frozen=True)
 class MemberSummary:
     member: Member
-    history: list[PointsEntry]
+    history: list[PointsEntry] | list[HistoryRow]
     progress: TierProgress | None = None
     rewards: list[RewardOption] = field(default_factory=list)
     codes: list[Redemption] = field(default_factory=list)
+    history_page: Page | None = None
+    expiring: ExpiringPoints | None = None
 
     @property
     def program(self):
         return self.member.program
+
+    @property
+    def affordable_rewards(self) -> list[RewardOption]:
+        return [option for option in self.rewards if option.redeemable]
+
+    @property
+    def other_rewards(self) -> list[RewardOption]:
+        return [option for option in self.rewards if not option.redeemable]
 
 
 def memberships_for_user(user) -> QuerySet[Member]:
@@ -98,18 +136,301 @@ def member_codes(member: Member, *, limit: int = 10) -> list[Redemption]:
     return list(codes[:limit])
 
 
-def account_summaries(user) -> list[MemberSummary]:
-    """What the account panel shows; a constant number of queries per programme."""
-    return [
-        MemberSummary(
-            member=member,
-            history=points_history(member),
-            progress=tier_progress(member),
-            rewards=reward_options(member),
-            codes=member_codes(member),
+def account_summaries(user, *, history_page: int | str | None = None) -> list[MemberSummary]:
+    """What the account panel shows; a constant number of queries per programme, whatever the
+    length of the ledger. ``history_page``: the page of points history (``?history_page=N``),
+    the first when missing or invalid, the last when past the end."""
+    summaries = []
+    for member in memberships_for_user(user):
+        page = points_history_page(member, page=history_page)
+        summaries.append(
+            MemberSummary(
+                member=member,
+                history=list(page.object_list),
+                history_page=page,
+                progress=tier_progress(member),
+                rewards=reward_options(member),
+                codes=member_codes(member),
+                expiring=expiring_points(member),
+            )
         )
-        for member in memberships_for_user(user)
+    return summaries
+
+
+# --- customer pages: history in words, expiring points, order points, how it works --------------
+
+_HISTORY_FIELDS = (
+    "kind",
+    "points",
+    "reference",
+    "description",
+    "created_at",
+    "expires_at",
+    "purchase_id",
+    "idempotency_key",
+)
+
+
+def _quoted_after(prefix: str, text: str) -> str | None:
+    """``We miss you`` from ``Campaign “We miss you”`` (services store English descriptions)."""
+    if text.startswith(prefix) and text.endswith("”"):
+        return text[len(prefix) : -1]
+    return None
+
+
+def history_row(entry: PointsEntry) -> HistoryRow:
+    """A ledger row in the customer's words. Services store keys, references and (English)
+    descriptions; this maps them to translatable text, so the template only prints."""
+    kind, ref, text, key = entry.kind, entry.reference, entry.description, entry.idempotency_key
+    Kind = PointsEntry.Kind
+    title, note = entry.get_kind_display(), ""
+    if kind == Kind.EARN:
+        title = _("Order #%(order)s") % {"order": ref} if ref else _("Purchase")
+    elif kind == Kind.BONUS:
+        if (name := _quoted_after("Campaign “", text)) is not None:
+            title = _("Campaign “%(name)s”") % {"name": name}
+        elif key.startswith(TIER_ENTRY_KEY_PREFIX):
+            tier = text.removeprefix("Entry bonus: ")
+            title = _("Welcome to %(tier)s") % {"tier": tier}
+        elif ":birthday:" in key:
+            title = _("Birthday bonus")
+        elif key.startswith("referral:"):
+            title = _("Referral bonus")
+            note = text
+        else:
+            title = text or _("Bonus")
+            if entry.purchase_id and ref:
+                note = _("Order #%(order)s") % {"order": ref}
+    elif kind == Kind.REDEEM:
+        title = _("Redeemed for “%(reward)s”") % {"reward": ref} if ref else _("Redeemed")
+    elif kind == Kind.REVERSE:
+        title = _("Refund of order #%(order)s") % {"order": ref} if ref else _("Refund")
+        if text:
+            note = _("Points you had already spent were forgiven.")
+    elif kind == Kind.EXPIRE:
+        title = _("Expired")
+    elif kind == Kind.ADJUST:
+        if key.startswith("redemption:"):
+            title = _("Points returned for “%(reward)s”") % {"reward": ref} if ref else _("Points returned")
+            note = _("The reward code was not used.") if "expired" in text else ""
+        else:
+            title = _("Adjustment by our team")
+            note = text
+    return HistoryRow(entry.created_at, entry.points, title, note, entry.expires_at if entry.points > 0 else None)
+
+
+def points_history_page(member: Member, *, page: int | str | None = None, per_page: int | None = None) -> Page:
+    """One page of the member's points history in words, newest first: two queries (a count
+    and the page's rows), whatever the ledger's length."""
+    per_page = per_page or loyalty_settings.ACCOUNT_HISTORY_SIZE
+    rows = PointsEntry.objects.filter(member=member).only(*_HISTORY_FIELDS).order_by("-created_at", "-id")
+    result = Paginator(rows, per_page).get_page(page)
+    result.object_list = [history_row(entry) for entry in result.object_list]
+    return result
+
+
+def expiring_points(
+    member: Member, *, at: datetime | None = None, within_days: int | None = None
+) -> ExpiringPoints | None:
+    """The next points to lapse, if within ``within_days`` (the programme's reminder window, at
+    least 30 days): per-lot expiry is one query; the inactivity policy needs none."""
+    at = at or timezone.now()
+    program = member.program
+    days = within_days if within_days is not None else max(program.expiry_reminder_days, 30)
+    horizon = at + timedelta(days=days)
+    if member.balance <= 0:
+        return None
+    if program.expiry_policy == program.ExpiryPolicy.INACTIVITY:
+        if not program.inactivity_days or member.last_purchase_at is None:
+            return None
+        lapse = member.last_purchase_at + timedelta(days=program.inactivity_days)
+        return ExpiringPoints(member.balance, lapse, whole_balance=True) if at < lapse <= horizon else None
+    if program.expiry_policy != program.ExpiryPolicy.PER_LOT:
+        return None
+    first = (
+        PointsEntry.objects.filter(member=member, points__gt=0, remaining__gt=0, expires_at__gt=at)
+        .filter(expires_at__lte=horizon)
+        .annotate(day=TruncDate("expires_at"))
+        .values("day")
+        .annotate(points=Sum("remaining"), first=Min("expires_at"))
+        .order_by("day")
+        .first()
+    )
+    return ExpiringPoints(first["points"], first["first"]) if first else None
+
+
+@dataclass(frozen=True)
+class OrderPoints:
+    """What the order confirmation page says about points: earned, pending, or what a guest would earn."""
+
+    program: object
+    points: int
+    status: str  # "earned", "pending", "guest", "none"
+    pending_until: datetime | None = None
+
+
+def order_points(*, order_reference: str, user=None) -> OrderPoints | None:
+    """Points of the order ``order_reference`` (one query); ``None`` when loyalty knows no paid
+    purchase of it. A guest's purchase (no member) reports the points joining would bring, net of
+    refunds, for visitors who are not signed in; a member's only to that member's user."""
+    purchase = (
+        Purchase.objects.filter(order_reference=order_reference, program__is_active=True)
+        .select_related("program", "member", "pending")
+        .order_by("program_id")
+        .first()
+    )
+    if purchase is None:
+        return None
+    program = purchase.program
+    if purchase.member_id is None:
+        if getattr(user, "is_authenticated", False):
+            return None  # signed in: claiming happens at registration, nothing to offer here
+        points = guest_points_for(purchase)
+        return OrderPoints(program, points, "guest" if points else "none")
+    if not getattr(user, "is_authenticated", False) or purchase.member.user_id != user.pk:
+        return None
+    pending = getattr(purchase, "pending", None)
+    if pending is not None and pending.status == pending.Status.PENDING:
+        return OrderPoints(program, pending.points, "pending", pending.approve_at)
+    points = purchase.points_earned - purchase.points_reversed
+    return OrderPoints(program, points, "earned" if points > 0 else "none")
+
+
+def guest_points_for(purchase: Purchase) -> int:
+    """What a guest's purchase is worth once claimed: the base rate (and any multiplier campaign
+    of the day) on the amount, less what refunds took back; nothing when refunded or cancelled."""
+    if purchase.status in (Purchase.Status.REFUNDED, Purchase.Status.CANCELLED):
+        return 0
+    earned = guest_points_earned(purchase)
+    return earned - guest_points_reversed(purchase, earned)
+
+
+def guest_points_earned(purchase: Purchase) -> int:
+    """What the purchase earned before refunds, had the buyer been a member (base rate x campaigns)."""
+    from .config_cache import program_config
+
+    program = purchase.program
+    multiplier = program_config(program).campaign_multiplier(amount=purchase.amount, at=purchase.occurred_at)
+    return program.points_for(purchase.amount, multiplier=multiplier)
+
+
+def guest_points_reversed(purchase: Purchase, earned: int) -> int:
+    """Points refunds take back of ``earned``: pro rata, rounded down (as for members' refunds)."""
+    if purchase.amount <= 0 or not purchase.refunded_amount:
+        return 0
+    share = Decimal(earned) * purchase.refunded_amount / purchase.amount
+    return min(int(share.to_integral_value(rounding=ROUND_FLOOR)), earned)
+
+
+@dataclass(frozen=True)
+class ProgramOverview:
+    """The public "How it works" page of a programme."""
+
+    program: object
+    earn_rate: str  # "1 point for every 1.00 EUR"
+    point_value: str  # "100 points are worth 1.00 EUR"
+    bonuses: list[str]
+    tiers: list[Tier]
+    rewards: list[Reward]
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return _("%(amount)s %(currency)s") % {
+        "amount": number_format(amount, 2, force_grouping=True),
+        "currency": currency,
+    }
+
+
+#: How the "How it works" page lists bonus rules: the customer's journey, not the alphabet.
+_RULE_ORDER = (
+    EarningRule.Kind.MULTIPLIER,
+    EarningRule.Kind.SIGNUP,
+    EarningRule.Kind.FIRST_PURCHASE,
+    EarningRule.Kind.PROFILE_COMPLETION,
+    EarningRule.Kind.BIRTHDAY,
+    EarningRule.Kind.REFERRER,
+    EarningRule.Kind.REFEREE,
+    EarningRule.Kind.CUSTOM_ACTION,
+)
+
+
+def _rule_in_words(rule: EarningRule, currency: str) -> str:
+    Kind = EarningRule.Kind
+    points = number_format(rule.points, force_grouping=True)
+    minimum = _money(rule.min_order_amount, currency) if rule.min_order_amount else ""
+    if rule.kind == Kind.SIGNUP:
+        text = _("%(points)s points when you join.") % {"points": points}
+    elif rule.kind == Kind.FIRST_PURCHASE:
+        text = (
+            _("%(points)s bonus points on your first order of %(minimum)s or more.")
+            % {"points": points, "minimum": minimum}
+            if minimum
+            else _("%(points)s bonus points on your first order.") % {"points": points}
+        )
+    elif rule.kind == Kind.BIRTHDAY:
+        text = _("%(points)s points on your birthday, every year.") % {"points": points}
+    elif rule.kind == Kind.PROFILE_COMPLETION:
+        text = _("%(points)s points for completing your profile.") % {"points": points}
+    elif rule.kind == Kind.REFERRER:
+        text = _("%(points)s points for every friend you invite who places an order.") % {"points": points}
+    elif rule.kind == Kind.REFEREE:
+        text = _("%(points)s points for a friend you invite, on their first order.") % {"points": points}
+    elif rule.kind == Kind.MULTIPLIER:
+        factor = number_format(rule.multiplier.normalize(), force_grouping=True)
+        text = (
+            _("%(factor)s× points on orders of %(minimum)s or more") % {"factor": factor, "minimum": minimum}
+            if minimum
+            else _("%(factor)s× points on every order") % {"factor": factor}
+        )
+        if rule.active_until:
+            text = _("%(offer)s, until %(date)s.") % {
+                "offer": text,
+                "date": date_format(timezone.localtime(rule.active_until), "DATE_FORMAT"),
+            }
+        else:
+            text += "."
+    else:
+        text = _("%(points)s points: %(what)s.") % {"points": points, "what": rule.name}
+    return text
+
+
+def program_overview(*, slug: str, at: datetime | None = None) -> ProgramOverview | None:
+    """Everything the public "How it works" page shows, in words: three queries."""
+    from .models import Program
+
+    at = at or timezone.now()
+    program = Program.objects.filter(slug=slug, is_active=True).first()
+    if program is None:
+        return None
+    rules = (
+        EarningRule.objects.filter(program=program, is_active=True)
+        .filter(Q(active_from__isnull=True) | Q(active_from__lte=at))
+        .filter(Q(active_until__isnull=True) | Q(active_until__gt=at))
+        .order_by("id")
+    )
+    order = {kind: position for position, kind in enumerate(_RULE_ORDER)}
+    bonuses = [
+        _rule_in_words(rule, program.currency)
+        for rule in sorted(rules, key=lambda rule: (order.get(rule.kind, len(order)), rule.pk))
+        if rule.kind == EarningRule.Kind.MULTIPLIER or rule.points > 0
     ]
+    tiers = list(Tier.objects.filter(program=program).order_by("rank"))
+    rewards = [option.reward for option in reward_options(Member(program=program, balance=0), at=at)]
+    unit = Decimal(1) / program.points_per_unit if program.points_per_unit else None
+    rate = program.points_per_unit.normalize()
+    earn_rate = (
+        ngettext(
+            "%(points)s point for every %(amount)s you spend.",
+            "%(points)s points for every %(amount)s you spend.",
+            1 if rate == 1 else 2,
+        )
+        % {"points": number_format(rate, force_grouping=True), "amount": _money(Decimal(1), program.currency)}
+        if unit
+        else ""
+    )
+    hundred = program.money_value(100)
+    point_value = _("100 points are worth %(money)s.") % {"money": _money(hundred, program.currency)} if hundred else ""
+    return ProgramOverview(program, earn_rate, point_value, bonuses, tiers, rewards)
 
 
 def _sum_of(field: str, **filters) -> Coalesce:

@@ -71,10 +71,12 @@ def expire_reward_codes() -> int:
 
 @shared_task(acks_late=True, ignore_result=True)
 def remind_expiring_points() -> int:
-    """Beat task (daily): email members whose points expire soon, once per lot."""
-    from .services.expiry import expiry_reminders_send
+    """Beat task (daily): email members whose points expire soon (first and last-chance reminders,
+    once per lot) and whose unused reward codes expire soon (once per code)."""
+    from .services.expiry import expiry_last_chance_send, expiry_reminders_send
+    from .services.rewards import redemption_expiry_reminders_send
 
-    return expiry_reminders_send()
+    return expiry_reminders_send() + expiry_last_chance_send() + redemption_expiry_reminders_send()
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -160,3 +162,11 @@ def send_message(self, message_id: int) -> str:
         raise self.retry(exc=exc, countdown=countdown) from None
     except OperationalError as exc:  # the database was busy or unreachable: nothing was sent, try again
         raise self.retry(exc=exc, countdown=30, max_retries=DATABASE_RETRIES) from None
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_monthly_statements() -> int:
+    """Beat task (the 1st of each month): queue last month's points statement, once per member."""
+    from .services.notifications import monthly_statements_send
+
+    return monthly_statements_send()

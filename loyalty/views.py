@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlsplit
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from .conf import loyalty_settings
 from .exceptions import LoyaltyError
 from .models import Member, Reward
+from .selectors import memberships_for_user, program_overview
 from .services.campaigns import (
     click_token_load,
     member_unsubscribe,
@@ -27,8 +30,29 @@ from .services.campaigns import (
     tracking_token_load,
     unsubscribe_token_load,
 )
+from .services.preferences import member_set_marketing_consent
 from .services.referrals import SESSION_KEY, referral_code_normalize, referrer_for_code
 from .services.rewards import redeem
+
+
+class MarketingConsentForm(forms.Form):
+    """One labelled checkbox per membership: may we send this programme's offers?"""
+
+    def __init__(self, *args, members: list[Member], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.members = members
+        for member in members:
+            label = (
+                _("Send me offers and news from %(program)s by email") % {"program": member.program.name}
+                if len(members) > 1
+                else _("Send me offers and news by email")
+            )
+            self.fields[f"marketing-{member.pk}"] = forms.BooleanField(
+                label=label, required=False, initial=member.marketing_consent
+            )
+
+    def choices(self) -> list[tuple[Member, bool]]:
+        return [(member, self.cleaned_data[f"marketing-{member.pk}"]) for member in self.members]
 
 
 def _safe_next(request: HttpRequest, default: str = "/") -> str:
@@ -50,6 +74,26 @@ def referral(request: HttpRequest, code: str) -> HttpResponseRedirect:
     """
     if referrer_for_code(code) is not None:
         request.session[SESSION_KEY] = referral_code_normalize(code)
+    return HttpResponseRedirect(_safe_next(request))
+
+
+@require_safe
+def guest_claim(request: HttpRequest, token: str) -> HttpResponse:
+    """``/loyalty/claim/<token>/``: the "join and collect my points" link on a guest order's
+    confirmation. Remembers the claim for the visitor's sign-in or registration with the order's
+    email (``receivers._claim_guest_orders``), then sends them on to ``?next=`` (a local URL);
+    a signed-in customer with that email claims at once."""
+    from .services.guests import SESSION_KEY, guest_claim_load, guest_claims_for_user
+
+    if guest_claim_load(token) is None:
+        return _invalid_link(request)
+    if request.user.is_authenticated:
+        credited = guest_claims_for_user(user=request.user, tokens=[token])
+        if credited:
+            messages.success(request, _("The points of your guest order are now yours."))
+        return HttpResponseRedirect(_safe_next(request))
+    tokens = [t for t in request.session.get(SESSION_KEY, []) if t != token][-9:]
+    request.session[SESSION_KEY] = [*tokens, token]
     return HttpResponseRedirect(_safe_next(request))
 
 
@@ -132,6 +176,70 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             "shop_name": shop_name_for(member.program),
             "done": done,
             "already": not done and not member.marketing_consent,
+            # Signed in as this member: resubscribe in one click; otherwise log in first.
+            "own_membership": request.user.is_authenticated and request.user.pk == member.user_id,
+            "preferences_url": reverse("loyalty:preferences"),
+        },
+    )
+
+
+# --- public and account pages ---------------------------------------------------------------
+
+
+@require_safe
+def how_it_works(request: HttpRequest, program_slug: str) -> HttpResponse:
+    """``/loyalty/<programme>/how-it-works/``: earning, tiers and rewards in words; no login."""
+    overview = program_overview(slug=program_slug)
+    if overview is None:
+        raise Http404(_("No such loyalty programme."))
+    return render(
+        request,
+        "loyalty/how_it_works.html",
+        {
+            "base_template": loyalty_settings.BASE_TEMPLATE,
+            "overview": overview,
+            "account_url": resolve_url(settings.LOGIN_REDIRECT_URL),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    """``/loyalty/preferences/``: marketing emails on or off, per programme the customer belongs to.
+
+    ``only=<member id>`` (the unsubscribe page's "subscribe again" button) limits the form to that
+    membership, so the other programmes' choices stay as they are. Only the signed-in user's
+    memberships are ever read or changed.
+    """
+    members = list(memberships_for_user(request.user))
+    only = request.POST.get("only") or request.GET.get("only")
+    if only:
+        members = [member for member in members if str(member.pk) == only] or members
+        only = str(members[0].pk) if len(members) == 1 else ""
+    if not members:
+        form = None
+    elif request.method == "POST":
+        form = MarketingConsentForm(request.POST, members=members)
+        if form.is_valid():
+            changed = sum(
+                member_set_marketing_consent(member=member, allowed=allowed) for member, allowed in form.choices()
+            )
+            messages.success(
+                request,
+                _("Your email preferences are saved.") if changed else _("Your email preferences are unchanged."),
+            )
+            return HttpResponseRedirect(reverse("loyalty:preferences"))
+    else:
+        form = MarketingConsentForm(members=members)
+    return render(
+        request,
+        "loyalty/preferences.html",
+        {
+            "base_template": loyalty_settings.BASE_TEMPLATE,
+            "form": form,
+            "only": only,
+            "account_url": resolve_url(settings.LOGIN_REDIRECT_URL),
         },
     )
 

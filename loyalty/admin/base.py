@@ -106,6 +106,18 @@ class ProgramAdmin(admin.ModelAdmin):
         ),
         (_("Tiers and rewards"), {"fields": ["tier_retention_days", "refund_points_on_code_expiry"]}),
         (_("Policies"), {"fields": ["negative_balance_policy", "enroll_on_signup"]}),
+        (
+            _("Member emails"),
+            {
+                "fields": [
+                    "email_points_earned",
+                    "expiry_last_chance_days",
+                    "code_expiry_reminder_days",
+                    "email_monthly_statement",
+                    "email_postal_address",
+                ]
+            },
+        ),
     ]
 
 

@@ -1,4 +1,5 @@
 from .campaigns import Campaign, Message
+from .emails import EmailReceipt
 from .events import OrderEvent
 from .health import CustomerHealth, HealthModelFit, HealthRun, HealthSettings, Segment, SegmentChange
 from .ledger import PointsEntry
@@ -12,6 +13,7 @@ from .tiers import Tier, TierChange
 __all__ = [
     "Campaign",
     "CustomerHealth",
+    "EmailReceipt",
     "HealthModelFit",
     "HealthRun",
     "HealthSettings",

@@ -86,6 +86,31 @@ class Program(models.Model):
         default=True,
         help_text=_("When a reward code expires unused, give its points back."),
     )
+    email_points_earned = models.BooleanField(
+        _("email members when they earn points"),
+        default=False,
+        help_text=_("A marketing email after each purchase that earned points (members with marketing consent)."),
+    )
+    expiry_last_chance_days = models.PositiveIntegerField(
+        _("last-chance reminder before expiry (days)"),
+        default=3,
+        help_text=_("A second reminder this many days before points expire (marketing consent). 0: none."),
+    )
+    code_expiry_reminder_days = models.PositiveIntegerField(
+        _("remind before a reward code expires (days)"),
+        default=3,
+        help_text=_("Members are emailed once this many days before an unused reward code expires. 0: no reminder."),
+    )
+    email_monthly_statement = models.BooleanField(
+        _("monthly statement email"),
+        default=False,
+        help_text=_("On the 1st, members with marketing consent get their balance and last month's points."),
+    )
+    email_postal_address = models.TextField(
+        _("postal address in email footers"),
+        blank=True,
+        help_text=_("The shop's address, shown at the bottom of every member email."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     config_changed_at = models.DateTimeField(

@@ -330,7 +330,7 @@ def _issue_incentive(message: Message, member: Member, now: datetime) -> IssuedI
         return IssuedIncentive(_points_sentence(entry.points), entry.expires_at, reference)
     if campaign.incentive == Incentive.REWARD:
         if campaign.incentive_reward is None:
-            raise LoyaltyError("The campaign has no reward to give.", code="campaign_without_reward")
+            raise LoyaltyError(_("The campaign has no reward to give."), code="campaign_without_reward")
         redemption = redeem(
             member=member,
             reward=campaign.incentive_reward,

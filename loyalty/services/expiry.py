@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import CharField, Count, Exists, Max, Min, OuterRef, Q, Sum, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from ..models import Member, PointsEntry, Program
+from ..models import EmailReceipt, Member, PointsEntry, Program
 from .ledger import points_debit
 from .notifications import notify_on_commit
 
@@ -136,3 +137,57 @@ def expiry_reminders_send(*, now: datetime | None = None, batch_size: int = 1000
                 reminded += 1
     return reminded
 
+
+
+LAST_CHANCE_KEY = "last-chance:lot:"
+
+
+def expiry_last_chance_send(*, now: datetime | None = None, batch_size: int = 1000) -> int:
+    """The second, last-chance reminder ``expiry_last_chance_days`` before lots expire: a
+    marketing email, so only members with consent. Once per lot, marked by an ``EmailReceipt``
+    keyed ``last-chance:lot:<id>`` (the ledger is not touched). Returns the members emailed."""
+    now = now or timezone.now()
+    reminded = 0
+    programs = Program.objects.filter(expiry_policy=Policy.PER_LOT, expiry_last_chance_days__gt=0, is_active=True)
+    for program in programs:
+        horizon = now + timedelta(days=program.expiry_last_chance_days)
+        marked = EmailReceipt.objects.filter(
+            member_id=OuterRef("member_id"),
+            key=Concat(Value(LAST_CHANCE_KEY), Cast(OuterRef("pk"), output_field=CharField())),
+        )
+        lots = PointsEntry.objects.filter(
+            program=program, points__gt=0, remaining__gt=0, expires_at__gt=now, expires_at__lte=horizon
+        ).filter(~Exists(marked))
+        due = (
+            lots.filter(member__marketing_consent=True)
+            .values("member_id")
+            .annotate(n=Count("id"))
+            .order_by("member_id")
+            .values_list("member_id", flat=True)
+        )
+        for member_id in due.iterator(chunk_size=batch_size):
+            with transaction.atomic():
+                member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
+                found = list(lots.filter(member_id=member_id).values_list("pk", "remaining", "expires_at"))
+                if not found:
+                    continue  # another run took them, or they were spent
+                EmailReceipt.objects.bulk_create(
+                    EmailReceipt(
+                        program=program,
+                        member=member,
+                        key=f"{LAST_CHANCE_KEY}{pk}",
+                        template="points_last_chance",
+                        created_at=now,
+                    )
+                    for pk, _remaining, _expires in found
+                )
+                notify_on_commit(
+                    member=member,
+                    template="points_last_chance",
+                    context={
+                        "points": sum(remaining for _pk, remaining, _expires in found),
+                        "expires_on": f"{timezone.localdate(min(expires for _pk, _r, expires in found))}",
+                    },
+                )
+                reminded += 1
+    return reminded

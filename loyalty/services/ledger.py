@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .. import signals
 from ..exceptions import InsufficientPoints, InvalidAdjustment
@@ -210,11 +211,11 @@ def adjust_points(
     """
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidAdjustment("Give a reason for the adjustment.")
+        raise InvalidAdjustment(_("Give a reason for the adjustment."))
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        raise InvalidAdjustment("Points must be a whole number other than zero.")
+        raise InvalidAdjustment(_("Points must be a whole number other than zero."))
     if abs(points) > 10_000_000:
-        raise InvalidAdjustment("That is more points than one adjustment may move.")
+        raise InvalidAdjustment(_("That is more points than one adjustment may move."))
     key = idempotency_key or f"adjust:{member.pk}:{timezone.now().timestamp():.6f}:{points}"
     common = {
         "member": member,
@@ -229,6 +230,7 @@ def adjust_points(
         return points_debit(points=-points, **common)
     except InsufficientPoints as exc:
         raise InsufficientPoints(
-            f"The balance is {exc.extra['balance']} points; an adjustment cannot take it below zero.",
+            _("The balance is %(balance)d points; an adjustment cannot take it below zero.")
+            % {"balance": exc.extra["balance"]},
             extra=exc.extra,
         ) from None

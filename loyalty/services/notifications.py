@@ -1,20 +1,57 @@
 """Emails to members: rendered from ``loyalty/emails/<name>_subject.txt``, ``<name>.txt`` and
-(optionally) ``<name>.html``, sent by a Celery task after the transaction commits."""
+(optionally) ``<name>.html``, sent by a Celery task after the transaction commits.
+
+Every template extends ``loyalty/emails/base.txt`` / ``base.html`` (the campaign layout shares
+the same look). Emails render in the member's language (``user.language`` when the user model
+has one, else ``LANGUAGE_CODE``).
+
+Marketing emails (:data:`MARKETING_EMAILS`) go only to members with marketing consent and
+carry an unsubscribe link and RFC 8058 one-click ``List-Unsubscribe`` headers; the others are
+transactional (they report something the member did or owns) and always go. See docs/emails.md.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, Sum
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 
-from ..models import Member
+from ..conf import loyalty_settings
+from ..models import EmailReceipt, Member, PointsEntry, Program
 
 logger = logging.getLogger("loyalty.notifications")
+
+#: Sent only with ``member.marketing_consent``; carry the unsubscribe link and headers.
+MARKETING_EMAILS = frozenset({"points_earned", "points_last_chance", "birthday", "monthly_statement"})
+#: Always sent: they report the member's own account (the first expiry notice included).
+TRANSACTIONAL_EMAILS = frozenset(
+    {
+        "welcome",
+        "pending_approved",
+        "tier_changed",
+        "points_expiring",
+        "reward_issued",
+        "reward_code_expiring",
+        "referral_rewarded",
+        "referral_friend_rewarded",
+    }
+)
+
+
+def is_marketing(template: str) -> bool:
+    return template in MARKETING_EMAILS
 
 
 def notify_on_commit(*, member: Member, template: str, context: dict[str, Any] | None = None) -> None:
@@ -22,10 +59,13 @@ def notify_on_commit(*, member: Member, template: str, context: dict[str, Any] |
 
     ``context`` must be JSON-serialisable (ids, strings, numbers): the task reloads rows.
     Callers make it idempotent by calling it only when they create the row it reports
-    (a TierChange, a Redemption...).
+    (a TierChange, a Redemption...). A marketing email to a member without consent is not
+    queued at all (the task checks again when it runs).
     """
     from ..tasks import send_member_email
 
+    if is_marketing(template) and not member.marketing_consent:
+        return
     member_id, context = member.pk, dict(context or {})
     transaction.on_commit(lambda: _enqueue(send_member_email, member_id, template, context))
 
@@ -37,24 +77,175 @@ def _enqueue(task, *args) -> None:
         logger.exception("Could not queue %s%r; the email is not sent.", task.name, args)
 
 
+@dataclass(frozen=True)
+class MemberEmail:
+    subject: str
+    text: str
+    html: str | None
+    headers: dict[str, str]
+
+
+def member_language(member: Member) -> str:
+    return getattr(member.user, "language", "") or settings.LANGUAGE_CODE
+
+
+def site_url() -> str:
+    return str(loyalty_settings.SITE_URL).rstrip("/")
+
+
+def member_unsubscribe_url(member: Member) -> str:
+    from .campaigns import PREVIEW_TOKEN, unsubscribe_token
+
+    token = unsubscribe_token(member) if member.pk else PREVIEW_TOKEN
+    return f"{site_url()}{reverse('loyalty:unsubscribe', args=[token])}"
+
+
+def member_email_render(
+    *, member: Member, template: str, context: dict[str, Any] | None = None, language: str | None = None
+) -> MemberEmail:
+    """Subject, text, HTML (``None`` without a ``<name>.html``) and headers. Pure: writes nothing."""
+    from .campaigns import shop_name_for
+
+    marketing = is_marketing(template)
+    with translation.override(language or member_language(member)):
+        unsubscribe_url = member_unsubscribe_url(member) if marketing else ""
+        extra = dict(context or {})
+        if isinstance(extra.get("month"), str) and len(extra["month"]) == 7:
+            year, month = extra["month"].split("-")
+            extra.setdefault("month_name", date_format(date(int(year), int(month), 1), "F Y"))
+        ctx = {
+            "member": member,
+            "program": member.program,
+            "user": member.user,
+            "shop_name": shop_name_for(member.program),
+            "shop_url": f"{site_url()}/",
+            "postal_address": member.program.email_postal_address,
+            "marketing": marketing,
+            "unsubscribe_url": unsubscribe_url,
+            "language": translation.get_language(),
+            **extra,
+        }
+        subject = " ".join(render_to_string(f"loyalty/emails/{template}_subject.txt", ctx).split())
+        ctx["subject"] = subject
+        text = render_to_string(f"loyalty/emails/{template}.txt", ctx)
+        try:
+            html = render_to_string(f"loyalty/emails/{template}.html", ctx)
+        except TemplateDoesNotExist:
+            html = None
+    headers = {}
+    if marketing:
+        headers = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    return MemberEmail(subject=subject, text=text, html=html, headers=headers)
+
+
 def send_member_email(*, member_id: int, template: str, context: dict[str, Any]) -> bool:
-    """Render and send; ``False`` (nothing sent) when the member or their email is gone."""
+    """Render and send; ``False`` (nothing sent) when the member or their email is gone, or
+    for a marketing email when the member has no (longer) marketing consent."""
     member = Member.objects.select_related("user", "program", "tier").filter(pk=member_id).first()
     email = getattr(member.user, "email", "") if member else ""
     if not email:
         logger.info("Email %s to member %s skipped: no member or no address.", template, member_id)
         return False
-    ctx = {"member": member, "program": member.program, "user": member.user, **context}
-    subject = " ".join(render_to_string(f"loyalty/emails/{template}_subject.txt", ctx).split())
+    if is_marketing(template) and not member.marketing_consent:
+        logger.info("Email %s to member %s skipped: no marketing consent.", template, member_id)
+        return False
+    rendered = member_email_render(member=member, template=template, context=context)
     message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"loyalty/emails/{template}.txt", ctx),
+        subject=rendered.subject,
+        body=rendered.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[email],
+        headers=rendered.headers,
     )
-    try:
-        message.attach_alternative(render_to_string(f"loyalty/emails/{template}.html", ctx), "text/html")
-    except TemplateDoesNotExist:
-        pass
+    if rendered.html is not None:
+        message.attach_alternative(rendered.html, "text/html")
     message.send()
     return True
+
+
+# --- monthly statement ---------------------------------------------------------------------------
+
+STATEMENT_CHUNK = 1000
+STATEMENT_EXPIRING_DAYS = 30
+
+
+def statement_month(now: datetime) -> tuple[str, datetime, datetime]:
+    """The month a statement run on ``now`` reports: ``("YYYY-MM", start, end)`` of last month (local time)."""
+    first_this = timezone.localdate(now).replace(day=1)
+    first_last = (first_this - timedelta(days=1)).replace(day=1)
+    start = timezone.make_aware(datetime.combine(first_last, time()))
+    end = timezone.make_aware(datetime.combine(first_this, time()))
+    return f"{first_last:%Y-%m}", start, end
+
+
+def monthly_statements_send(*, now: datetime | None = None) -> int:
+    """Queue last month's statement to every member of a programme with ``email_monthly_statement``
+    who has marketing consent and an address, once per member and month (an ``EmailReceipt`` keyed
+    ``statement:<YYYY-MM>``: a rerun queues nothing). Set-based: members are selected in chunks,
+    their figures come from one grouped query per chunk; one ``send_member_email`` task each."""
+    from ..tasks import send_member_email as task
+
+    now = now or timezone.now()
+    month, start, end = statement_month(now)
+    key = f"statement:{month}"
+    email_field = get_user_model().get_email_field_name()
+    expiring_by = now + timedelta(days=STATEMENT_EXPIRING_DAYS)
+    queued = 0
+    for program in Program.objects.filter(is_active=True, email_monthly_statement=True):
+        sent = EmailReceipt.objects.filter(member_id=OuterRef("pk"), key=key)
+        selection = (
+            Member.objects.filter(program=program, marketing_consent=True, user__is_active=True)
+            .exclude(**{f"user__{email_field}": ""})
+            .exclude(**{f"user__{email_field}__isnull": True})
+            .filter(~Exists(sent))
+            .order_by("pk")
+        )
+        last = 0
+        while ids := list(selection.filter(pk__gt=last).values_list("pk", flat=True)[:STATEMENT_CHUNK]):
+            last = ids[-1]
+            moves = {
+                row["member_id"]: row
+                for row in PointsEntry.objects.filter(member_id__in=ids, created_at__gte=start, created_at__lt=end)
+                .values("member_id")
+                .annotate(earned=Sum("points", filter=Q(points__gt=0)), spent=Sum("points", filter=Q(points__lt=0)))
+                .order_by()
+            }
+            expiring = dict(
+                PointsEntry.objects.filter(
+                    member_id__in=ids, points__gt=0, remaining__gt=0, expires_at__gt=now, expires_at__lte=expiring_by
+                )
+                .values("member_id")
+                .annotate(total=Sum("remaining"))
+                .order_by()
+                .values_list("member_id", "total")
+            )
+            with transaction.atomic():
+                EmailReceipt.objects.bulk_create(
+                    [
+                        EmailReceipt(
+                            program=program, member_id=i, key=key, template="monthly_statement", created_at=now
+                        )
+                        for i in ids
+                    ],
+                    ignore_conflicts=True,
+                )
+                # Only the receipts this run wrote: a concurrent run's members are its own.
+                mine = list(
+                    EmailReceipt.objects.filter(member_id__in=ids, key=key, created_at=now).values_list(
+                        "member_id", flat=True
+                    )
+                )
+                with translation.override(settings.LANGUAGE_CODE):
+                    expiring_on = date_format(timezone.localdate(expiring_by), "Y-m-d")
+                for member_id in mine:
+                    row = moves.get(member_id, {})
+                    context = {
+                        "month": month,
+                        "earned": row.get("earned") or 0,
+                        "spent": -(row.get("spent") or 0),
+                        "expiring": expiring.get(member_id, 0),
+                        "expiring_by": expiring_on,
+                    }
+                    transaction.on_commit(lambda m=member_id, c=context: _enqueue(task, m, "monthly_statement", c))
+                queued += len(mine)
+    return queued

@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..models import Member, PendingPoints, Program, Purchase
+from .notifications import notify_on_commit
 
 
 def pending_until(program: Program, paid_at: datetime) -> datetime | None:
@@ -87,7 +88,15 @@ def pending_approve_due(*, now: datetime | None = None, batch_size: int = 500) -
                 )
                 pending.status, pending.entry = PendingPoints.Status.APPROVED, entry
                 pending.save(update_fields=["status", "entry"])
-                on_purchase_paid(member=member, purchase=purchase, first=_is_first_kept_purchase(purchase))
+                on_purchase_paid(
+                    member=member, purchase=purchase, first=_is_first_kept_purchase(purchase), notify_earned=False
+                )
+                if pending.points > 0:
+                    notify_on_commit(
+                        member=member,
+                        template="pending_approved",
+                        context={"points": pending.points, "order": purchase.order_reference},
+                    )
                 tier_evaluate(member=member, at=pending.approve_at, upgrades_only=True)
                 approved += 1
         if len(due) < batch_size:

@@ -19,6 +19,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..exceptions import LoyaltyError
 from ..models import Member, Message, OrderEvent, Purchase
@@ -118,7 +119,7 @@ def member_erase(*, member: Member, by=None) -> Member:
         user = get_user_model().objects.select_for_update().get(pk=member.user_id)
         if getattr(user, "is_staff", False) or getattr(user, "is_superuser", False):
             raise LoyaltyError(
-                "This customer's account is a staff account: take away its staff status first.", code="staff_account"
+                _("This customer's account is a staff account: take away its staff status first."), code="staff_account"
             )
         email = (getattr(user, user.get_email_field_name(), "") or "").strip()
         member_ids = [m.pk for m in members]

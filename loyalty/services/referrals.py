@@ -184,4 +184,10 @@ def referral_complete(*, friend: Member, purchase: Purchase) -> Referral | None:
             template="referral_rewarded",
             context={"referral_id": referral.pk, "points": paid["referrer"].points},
         )
+    if "friend" in paid:
+        notify_on_commit(
+            member=friend,
+            template="referral_friend_rewarded",
+            context={"referral_id": referral.pk, "points": paid["friend"].points},
+        )
     return referral

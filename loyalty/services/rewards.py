@@ -19,7 +19,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import CharField, Exists, F, OuterRef, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -35,7 +36,7 @@ from ..exceptions import (
     RewardUnavailable,
     TierTooLow,
 )
-from ..models import Member, PointsEntry, Redemption, Reward, Tier
+from ..models import EmailReceipt, Member, PointsEntry, Program, Redemption, Reward, Tier
 from .ledger import points_credit, points_debit
 from .notifications import notify_on_commit
 
@@ -347,3 +348,51 @@ def redemption_cancel(*, redemption: Redemption, by=None, at: datetime | None = 
         redemption.save(update_fields=["status"])
         _refund(redemption, member, description="Reward cancelled by staff: points returned", by=by, at=at)
         return redemption
+
+
+CODE_EXPIRING_KEY = "code-expiring:"
+
+
+def redemption_expiry_reminders_send(*, now: datetime | None = None, batch_size: int = 1000) -> int:
+    """Email members whose unused reward code expires within the programme's
+    ``code_expiry_reminder_days``, once per code (an ``EmailReceipt`` keyed
+    ``code-expiring:<redemption id>``). Transactional: sent regardless of marketing consent."""
+    now = now or timezone.now()
+    reminded = 0
+    for program in Program.objects.filter(is_active=True, code_expiry_reminder_days__gt=0):
+        horizon = now + timedelta(days=program.code_expiry_reminder_days)
+        marked = EmailReceipt.objects.filter(
+            member_id=OuterRef("member_id"),
+            key=Concat(Value(CODE_EXPIRING_KEY), Cast(OuterRef("pk"), output_field=CharField())),
+        )
+        due = (
+            Redemption.objects.filter(
+                program=program, status=Redemption.Status.ISSUED, expires_at__gt=now, expires_at__lte=horizon
+            )
+            .exclude(code="")
+            .filter(~Exists(marked))
+            .order_by("pk")
+            .values_list("pk", "member_id")
+        )
+        for redemption_id, member_id in due.iterator(chunk_size=batch_size):
+            with transaction.atomic():
+                member = Member.objects.select_for_update().get(pk=member_id)
+                key = f"{CODE_EXPIRING_KEY}{redemption_id}"
+                if EmailReceipt.objects.filter(member=member, key=key).exists():
+                    continue  # a concurrent run took it
+                redemption = Redemption.objects.select_related("reward").get(pk=redemption_id)
+                EmailReceipt.objects.create(
+                    program=program, member=member, key=key, template="reward_code_expiring", created_at=now
+                )
+                notify_on_commit(
+                    member=member,
+                    template="reward_code_expiring",
+                    context={
+                        "redemption_id": redemption.pk,
+                        "reward": redemption.reward.name,
+                        "code": redemption.code,
+                        "expires_on": timezone.localdate(redemption.expires_at).isoformat(),
+                    },
+                )
+                reminded += 1
+    return reminded

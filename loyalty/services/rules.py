@@ -28,6 +28,7 @@ from django.utils import timezone
 from ..config_cache import paying_rules
 from ..models import EarningRule, Member, PointsEntry, Program, Purchase
 from .ledger import points_credit
+from .notifications import notify_on_commit
 from .referrals import referral_complete
 
 logger = logging.getLogger("loyalty.rules")
@@ -66,14 +67,23 @@ def on_member_joined(*, member: Member, at: datetime) -> None:
         _bonus(member, rule, f"rule:{rule.pk}:member:{member.pk}", at=at)
 
 
-def on_purchase_paid(*, member: Member, purchase: Purchase, first: bool) -> None:
+def on_purchase_paid(*, member: Member, purchase: Purchase, first: bool, notify_earned: bool = True) -> None:
     """First-purchase bonus and referral completion, on the member's first paid order only.
+
+    With the programme's ``email_points_earned`` (and ``notify_earned``: pending approval sends
+    its own email instead), a marketing email tells the member what the order earned.
 
     ``member`` is locked by the caller and carries a current balance (order processing
     loads it with ``select_for_update`` and keeps it in step), so the credit uses it as is
     (``locked=True``): no second lock, and the caller's instance stays current for the
     tier evaluation that follows.
     """
+    if notify_earned and purchase.points_earned > 0 and member.program.email_points_earned:
+        notify_on_commit(
+            member=member,
+            template="points_earned",
+            context={"points": purchase.points_earned, "order": purchase.order_reference},
+        )
     if not first:
         return
     for rule in paying_rules(member.program, Kind.FIRST_PURCHASE, purchase.occurred_at, purchase.amount):
@@ -198,5 +208,6 @@ def _birthday_rule_award(program: Program, rule: EarningRule, *, today: date, at
                     continue
                 member.program = program
                 _bonus(member, rule, idempotency_key, at=at, locked=True)
+                notify_on_commit(member=member, template="birthday", context={"points": rule.points})
                 awarded += 1
     return awarded
