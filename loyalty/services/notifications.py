@@ -13,6 +13,7 @@ transactional (they report something the member did or owns) and always go. See 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -100,6 +101,18 @@ def member_unsubscribe_url(member: Member) -> str:
     return f"{site_url()}{reverse('loyalty:unsubscribe', args=[token])}"
 
 
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _as_date(value: Any) -> Any:
+    if isinstance(value, str) and ISO_DATE.match(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
 def member_email_render(
     *, member: Member, template: str, context: dict[str, Any] | None = None, language: str | None = None
 ) -> MemberEmail:
@@ -109,7 +122,8 @@ def member_email_render(
     marketing = is_marketing(template)
     with translation.override(language or member_language(member)):
         unsubscribe_url = member_unsubscribe_url(member) if marketing else ""
-        extra = dict(context or {})
+        # Task contexts carry dates as ISO strings (JSON); as dates they print in the member's language.
+        extra = {key: _as_date(value) for key, value in (context or {}).items()}
         if isinstance(extra.get("month"), str) and len(extra["month"]) == 7:
             year, month = extra["month"].split("-")
             extra.setdefault("month_name", date_format(date(int(year), int(month), 1), "F Y"))

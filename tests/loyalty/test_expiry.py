@@ -96,4 +96,4 @@ def test_members_are_reminded_once_before_points_expire(program, customer, mailo
     member = Member.objects.get(user=customer)
     send_member_email(member.pk, "points_expiring", {"points": 40, "expires_on": "2026-11-28"})
     assert mailoutbox[0].subject == "40 of your points expire soon"
-    assert "40 points in your Rewards account expire on 2026-11-28" in mailoutbox[0].body
+    assert "40 points in your Rewards account expire on Nov. 28, 2026" in mailoutbox[0].body  # localised

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import close_old_connections
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from config.loyalty_adapter import ShopAdapter
 from loyalty.exceptions import (
@@ -136,7 +137,7 @@ def test_the_reward_issued_email_carries_the_code(rich, reward, emails_now, djan
     assert len(mailoutbox) == 1
     assert mailoutbox[0].subject == "Your reward: 5 € off"
     assert redemption.code in mailoutbox[0].body
-    assert timezone.localdate(redemption.expires_at).isoformat() in mailoutbox[0].body
+    assert date_format(timezone.localdate(redemption.expires_at), "DATE_FORMAT") in mailoutbox[0].body
 
 
 def test_the_same_key_twice_redeems_once(rich, reward, emails_now, django_capture_on_commit_callbacks):
