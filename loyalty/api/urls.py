@@ -1,0 +1,21 @@
+"""Include under any prefix: ``path("api/loyalty/", include("loyalty.api.urls"))``."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "loyalty_api"
+
+urlpatterns = [
+    path("me/", views.MeView.as_view(), name="me"),
+    path("transactions/", views.TransactionListView.as_view(), name="transactions"),
+    path("rewards/", views.RewardListView.as_view(), name="rewards"),
+    path("redemptions/", views.RedemptionListView.as_view(), name="redemptions"),
+    path("redemptions/<int:pk>/", views.RedemptionDetailView.as_view(), name="redemption"),
+    path("referral/", views.ReferralView.as_view(), name="referral"),
+    path("staff/members/", views.StaffMemberListView.as_view(), name="staff-members"),
+    path("staff/members/<int:pk>/", views.StaffMemberDetailView.as_view(), name="staff-member"),
+    path("staff/members/<int:pk>/adjust/", views.StaffAdjustView.as_view(), name="staff-member-adjust"),
+    path("staff/kpis/", views.StaffKpisView.as_view(), name="staff-kpis"),
+    path("staff/campaigns/<int:pk>/report/", views.StaffCampaignReportView.as_view(), name="staff-campaign-report"),
+]

@@ -1,0 +1,354 @@
+"""API views: thin. Reads through selectors/kpis, writes through services; errors via .exceptions."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import kpis, selectors, services
+from ..models import Campaign, Member, PointsEntry, Program, Redemption, Referral, Reward
+from . import serializers as s
+from .pagination import NewestFirstCursorPagination, StaffPagination
+from .permissions import HasLoyaltyPerms, check_adjust_limit
+from .throttling import RedeemThrottle
+
+ERRORS = {
+    400: OpenApiResponse(s.ErrorSerializer, description="Invalid input (`code`: `invalid`, see `fields`)."),
+    401: OpenApiResponse(s.ErrorSerializer, description="Not signed in (`not_authenticated`)."),
+    403: OpenApiResponse(s.ErrorSerializer, description="Not allowed (`permission_denied`)."),
+    404: OpenApiResponse(s.ErrorSerializer, description="Not found, or not yours (`not_found`)."),
+    409: OpenApiResponse(s.ErrorSerializer, description="Refused by the loyalty engine (its error `code`)."),
+    429: OpenApiResponse(s.ErrorSerializer, description="Too many requests (`throttled`, `wait` seconds)."),
+}
+
+
+#: Path ids are positive integers (the URL pattern ``<int:pk>`` matches no sign).
+ID_PARAM = OpenApiParameter("id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH)
+
+
+def errors(*codes: int) -> dict:
+    return {code: ERRORS[code] for code in (401, 403, *codes)}
+
+
+def own_members(user):
+    """The signed-in customer's memberships of active programmes: the only data they ever see."""
+    return selectors.memberships_for_user(user)
+
+
+# --- customers ------------------------------------------------------------------------------
+
+
+class CustomerView(APIView):
+    permission_classes = [IsAuthenticated]
+
+
+@extend_schema(tags=["customer"], responses={200: s.MembershipSerializer(many=True), **errors()})
+class MeView(CustomerView):
+    """The customer's programme memberships: balance, its money value, tier, progress, pending, expiring."""
+
+    def get(self, request):
+        rows = [
+            {
+                "member": member,
+                "progress": selectors.tier_progress(member),
+                "expiring": selectors.expiring_points(member),
+            }
+            for member in own_members(request.user)
+        ]
+        return Response(s.MembershipSerializer(rows, many=True).data)
+
+
+PROGRAM_PARAM = OpenApiParameter("program", int, description="Only this programme (id).", required=False)
+
+
+def _program_filter(request) -> int | None:
+    value = request.query_params.get("program")
+    if value in (None, ""):
+        return None
+    field = s.serializers.IntegerField(min_value=1)
+    return field.run_validation(value) if value else None
+
+
+@extend_schema(tags=["customer"], parameters=[PROGRAM_PARAM], responses={200: s.LedgerEntrySerializer, **errors(400)})
+class TransactionListView(generics.ListAPIView):
+    """The customer's points ledger, newest first (cursor-paginated)."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = s.LedgerEntrySerializer
+    pagination_class = NewestFirstCursorPagination
+
+    def get_queryset(self):
+        rows = PointsEntry.objects.filter(member__in=own_members(self.request.user))
+        if (program := _program_filter(self.request)) is not None:
+            rows = rows.filter(program_id=program)
+        return rows
+
+
+@extend_schema(
+    tags=["customer"], parameters=[PROGRAM_PARAM], responses={200: s.RewardOptionSerializer(many=True), **errors(400)}
+)
+class RewardListView(CustomerView):
+    """The rewards of the customer's programmes on offer now, with what stands between them and each."""
+
+    def get(self, request):
+        program = _program_filter(request)
+        options = [
+            option
+            for member in own_members(request.user)
+            if program is None or member.program_id == program
+            for option in selectors.reward_options(member)
+        ]
+        return Response(s.RewardOptionSerializer(options, many=True).data)
+
+
+class RedemptionListView(generics.ListCreateAPIView):
+    """The customer's redemptions (newest first) and, by POST, a new one."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = s.RedemptionSerializer
+    pagination_class = NewestFirstCursorPagination
+    throttle_classes = [RedeemThrottle]
+
+    def get_queryset(self):
+        return Redemption.objects.filter(member__in=own_members(self.request.user)).select_related("reward")
+
+    @extend_schema(tags=["customer"], responses={200: s.RedemptionSerializer, **errors()})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=["customer"],
+        request=s.RedeemRequestSerializer,
+        responses={
+            201: s.RedemptionSerializer,
+            200: OpenApiResponse(s.RedemptionSerializer, description="The same idempotency key again."),
+            **errors(400, 409, 429),
+        },
+    )
+    def post(self, request, *args, **kwargs):
+        data = s.RedeemRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reward = (
+            Reward.objects.filter(pk=data.validated_data["reward"], program__members__in=own_members(request.user))
+            .select_related("program")
+            .first()
+        )
+        if reward is None:
+            raise s.serializers.ValidationError(
+                {"reward": ["No such reward in your programmes."]}, code="does_not_exist"
+            )
+        member = own_members(request.user).get(program_id=reward.program_id)
+        # Scoped per member: one customer's keys can neither collide with nor reveal another's.
+        key = f"api:{member.pk}:{data.validated_data['idempotency_key']}"
+        replay = Redemption.objects.filter(program_id=member.program_id, idempotency_key=key).exists()
+        redemption = services.redeem(member=member, reward=reward, idempotency_key=key)
+        return Response(
+            s.RedemptionSerializer(redemption).data, status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED
+        )
+
+
+@extend_schema(tags=["customer"], parameters=[ID_PARAM], responses={200: s.RedemptionSerializer, **errors(404)})
+class RedemptionDetailView(generics.RetrieveAPIView):
+    """One of the customer's redemptions (another customer's id: 404)."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = s.RedemptionSerializer
+
+    def get_queryset(self):
+        return Redemption.objects.filter(member__in=own_members(self.request.user)).select_related("reward")
+
+
+@extend_schema(tags=["customer"], responses={200: s.ReferralSerializer(many=True), **errors()})
+class ReferralView(CustomerView):
+    """The customer's referral code and link per programme, and how many friends joined and were rewarded."""
+
+    def get(self, request):
+        members = list(own_members(request.user))
+        counts = {
+            row["referrer_id"]: row
+            for row in Referral.objects.filter(referrer__in=members)
+            .order_by()
+            .values("referrer_id")
+            .annotate(
+                invited=Count("pk"),
+                rewarded=Count("pk", filter=Q(status=Referral.Status.REWARDED)),
+                pending=Count("pk", filter=Q(status=Referral.Status.PENDING)),
+            )
+        }
+        rows = []
+        for member in members:
+            code = services.referral_code_for(member)
+            found = counts.get(member.pk, {})
+            rows.append(
+                {
+                    "program": member.program_id,
+                    "code": code,
+                    "link": request.build_absolute_uri(reverse("loyalty:referral", args=[code])),
+                    "invited": found.get("invited", 0),
+                    "rewarded": found.get("rewarded", 0),
+                    "pending": found.get("pending", 0),
+                }
+            )
+        return Response(s.ReferralSerializer(rows, many=True).data)
+
+
+# --- staff ----------------------------------------------------------------------------------
+
+
+class StaffMixin:
+    permission_classes = [IsAdminUser, HasLoyaltyPerms]
+    required_perms = ("loyalty.view_member",)
+
+
+def staff_members():
+    return Member.objects.select_related("user", "tier", "health").order_by("-joined_at", "-id")
+
+
+@extend_schema(
+    tags=["staff"],
+    parameters=[s.StaffMemberFilterSerializer],
+    responses={200: s.StaffMemberSerializer, **errors(400)},
+)
+class StaffMemberListView(StaffMixin, generics.ListAPIView):
+    """Members, filtered by programme, tier, segment, at risk; searched by email; paginated."""
+
+    serializer_class = s.StaffMemberSerializer
+    pagination_class = StaffPagination
+
+    def get_queryset(self):
+        query = s.StaffMemberFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        given = query.validated_data
+        members = staff_members()
+        if "program" in given:
+            members = members.filter(program_id=given["program"])
+        if "tier" in given:
+            members = members.filter(tier_id=given["tier"])
+        if "segment" in given:
+            members = members.filter(health__segment=given["segment"])
+        if given.get("at_risk") is not None:
+            members = (
+                members.filter(health__at_risk=True)
+                if given["at_risk"]
+                else members.filter(Q(health__isnull=True) | Q(health__at_risk=False))
+            )
+        if given.get("search"):
+            members = members.filter(user__email__icontains=given["search"].strip())
+        return members
+
+
+@extend_schema(tags=["staff"], parameters=[ID_PARAM], responses={200: s.StaffMemberDetailSerializer, **errors(404)})
+class StaffMemberDetailView(StaffMixin, generics.RetrieveAPIView):
+    """One member, with their customer health (segment, RFM, P(alive), predicted value)."""
+
+    serializer_class = s.StaffMemberDetailSerializer
+
+    def get_queryset(self):
+        return staff_members()
+
+
+class StaffAdjustView(StaffMixin, APIView):
+    """Add or take away points with a reason, recorded with the staff user (``services.adjust_points``).
+
+    Needs ``loyalty.change_member``; support agents (without ``loyalty.change_program``) are held to
+    ``LOYALTY["SUPPORT_ADJUST_LIMIT"]`` points per adjustment, as in the admin.
+    """
+
+    write_perms = ("loyalty.change_member",)
+
+    @extend_schema(
+        tags=["staff"],
+        parameters=[ID_PARAM],
+        request=s.AdjustRequestSerializer,
+        responses={
+            201: s.AdjustmentSerializer,
+            200: OpenApiResponse(s.AdjustmentSerializer, description="The same idempotency key again."),
+            **errors(400, 404, 409),
+        },
+    )
+    def post(self, request, pk: int):
+        member = get_object_or_404(Member.objects.select_related("program"), pk=pk)
+        data = s.AdjustRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        points = data.validated_data["points"]
+        check_adjust_limit(request.user, points)
+        key = None
+        replay = False
+        if client_key := data.validated_data.get("idempotency_key"):
+            key = f"api-adjust:{member.pk}:{client_key}"
+            replay = PointsEntry.objects.filter(program_id=member.program_id, idempotency_key=key).exists()
+        entry = services.adjust_points(
+            member=member, points=points, reason=data.validated_data["reason"], by=request.user, idempotency_key=key
+        )
+        entry.member.refresh_from_db(fields=["balance"])
+        return Response(
+            s.AdjustmentSerializer(entry).data, status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED
+        )
+
+
+def plain(value):
+    """A KPI dataclass (with its computed properties) as JSON-ready data: Decimal and dates as strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        for name in dir(type(value)):
+            if isinstance(getattr(type(value), name, None), property) and name not in data:
+                data[name] = plain(getattr(value, name))
+        return data
+    if isinstance(value, Program):
+        return value.pk
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+@extend_schema(tags=["staff"], parameters=[s.KpiQuerySerializer], responses={200: s.KpisSerializer, **errors(400, 404)})
+class StaffKpisView(StaffMixin, APIView):
+    """The dashboard's KPIs (``loyalty.kpis.dashboard``) for ``[start, end)`` of one programme."""
+
+    required_perms = ("loyalty.view_member", "loyalty.view_program")
+
+    def get(self, request):
+        query = s.KpiQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        given = query.validated_data
+        program = get_object_or_404(Program, pk=given["program"])
+        board = kpis.dashboard(program=program, start=given["start"], end=given["end"], compare=given["compare"])
+        body = {
+            "program": program.pk,
+            "start": board.start,
+            "end": board.end,
+            "current": plain(board.current),
+            "previous": plain(board.previous),
+            "campaigns": plain(board.campaigns),
+            "revenue_by_month": plain(board.revenue_by_month),
+            "points_by_month": plain(board.points_by_month),
+        }
+        return Response(s.KpisSerializer(body).data)
+
+
+@extend_schema(tags=["staff"], parameters=[ID_PARAM], responses={200: s.CampaignReportSerializer, **errors(404)})
+class StaffCampaignReportView(StaffMixin, APIView):
+    """What a campaign achieved against its control group (``selectors.campaign_report``)."""
+
+    required_perms = ("loyalty.view_campaign",)
+
+    def get(self, request, pk: int):
+        campaign = get_object_or_404(Campaign.objects.only("name"), pk=pk)
+        report = selectors.campaign_report(campaign=campaign)
+        return Response(s.CampaignReportSerializer({"campaign": campaign.pk, "name": campaign.name, **report}).data)
