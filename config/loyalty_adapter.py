@@ -7,8 +7,9 @@ one of the shop's own ``DiscountCode`` rows. Twenty lines each for a typical sho
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
-from loyalty.adapters.base import BaseAdapter, DiscountStatus, EventKind, OrderEvent
+from loyalty.adapters.base import BaseAdapter, DiscountStatus, EventKind, HistoricalOrder, OrderEvent
 from shop import signals
 from shop.models import DiscountCode, Order, Product, new_discount_code
 
@@ -53,6 +54,36 @@ class ShopAdapter(BaseAdapter):
         return self._event(
             order, EventKind.CANCELLED, f"order:{order.number}:cancelled", order.total, order.cancelled_at
         )
+
+    # --- backfill: the shop's past orders -------------------------------------------------
+
+    def iter_historical_orders(self, *, since=None, after=None):
+        # Every order that was paid; Order.refunded_total already holds the sum of its refunds,
+        # so one streamed query reads them all (no query per order).
+        orders = Order.objects.filter(paid_at__isnull=False).exclude(status=Order.Status.PENDING)
+        if since is not None:
+            orders = orders.filter(paid_at__gte=since)
+        if after is not None:
+            paid_at = (
+                Order.objects.filter(number=after, paid_at__isnull=False).values_list("paid_at", flat=True).first()
+            )
+            if paid_at is None:
+                raise ValueError(f"The shop has no paid order {after!r} to resume after.")
+            orders = orders.filter(Q(paid_at__gt=paid_at) | Q(paid_at=paid_at, number__gt=after))
+        rows = orders.order_by("paid_at", "number").values_list(
+            "number", "total", "currency", "paid_at", "user_id", "email", "refunded_total", "status"
+        )
+        for number, total, currency, paid_at, user_id, email, refunded, status in rows.iterator(chunk_size=5000):
+            yield HistoricalOrder(
+                reference=number,
+                amount=total,
+                currency=currency,
+                paid_at=paid_at,
+                user_id=user_id,
+                email=email,
+                refunded_amount=refunded,
+                status=status,  # the shop's statuses after payment are named like loyalty's
+            )
 
     # --- rewards -> the shop's discount codes ---------------------------------------------
 

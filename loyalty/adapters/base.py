@@ -95,6 +95,58 @@ class OrderEvent:
             raise InvalidEvent(f"stored payload cannot be read: {exc}") from exc
 
 
+class HistoricalStatus:
+    """Where a historical order ended up (the values of ``Purchase.Status``)."""
+
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    CANCELLED = "cancelled"
+    ALL = (PAID, PARTIALLY_REFUNDED, REFUNDED, CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoricalOrder:
+    """A past order, paid before loyalty was installed, as the backfill imports it.
+
+    Only orders that were paid: an order cancelled before payment is not one. ``amount`` is
+    what earns points (as for a ``paid`` :class:`OrderEvent`), ``refunded_amount`` the sum
+    of its refunds so far, ``status`` where it ended up (:class:`HistoricalStatus`), and
+    ``paid_at`` the purchase date (points expiry counts from it). ``user_id`` is the
+    customer's user pk, ``None`` for a guest, who is known by ``email``.
+    """
+
+    reference: str
+    amount: Decimal
+    currency: str
+    paid_at: datetime
+    user_id: Any = None
+    email: str = ""
+    refunded_amount: Decimal = Decimal("0.00")
+    status: str = HistoricalStatus.PAID
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.reference, str) or not self.reference or len(self.reference) > 100:
+            problems.append("reference is required (at most 100 characters)")
+        if not isinstance(self.amount, Decimal) or not self.amount.is_finite() or self.amount < 0:
+            problems.append(f"amount must be a Decimal >= 0, not {self.amount!r}")
+        elif not isinstance(self.refunded_amount, Decimal) or not 0 <= self.refunded_amount <= self.amount:
+            problems.append(f"refunded_amount must be a Decimal between 0 and amount, not {self.refunded_amount!r}")
+        if not isinstance(self.currency, str) or len(self.currency) != 3:
+            problems.append(f"currency must be a 3-letter code, not {self.currency!r}")
+        if not isinstance(self.paid_at, datetime) or self.paid_at.tzinfo is None:
+            problems.append("paid_at must be an aware datetime")
+        if self.status not in HistoricalStatus.ALL:
+            problems.append(f"status must be one of {', '.join(HistoricalStatus.ALL)}, not {self.status!r}")
+        if not isinstance(self.email, str) or len(self.email) > 254:
+            problems.append(f"email must be a string (at most 254 characters), not {self.email!r}")
+        if self.user_id is None and not self.email:
+            problems.append("a historical order needs a user_id or a guest email")
+        if problems:
+            raise InvalidEvent("; ".join(problems), extra={"order_reference": self.reference})
+
+
 EventFactory = Callable[..., "OrderEvent | Iterable[OrderEvent] | None"]
 
 
@@ -109,6 +161,26 @@ class BaseAdapter:
 
     def connections(self) -> Iterable[tuple[Signal, EventFactory]]:
         raise NotImplementedError("An adapter must say which signals to connect.")
+
+    # --- backfill: orders paid before loyalty was installed ---------------------------
+
+    def iter_historical_orders(
+        self, *, since: datetime | None = None, after: str | None = None
+    ) -> Iterable[HistoricalOrder]:
+        """Optional: the shop's past paid orders, for ``manage.py loyalty_backfill``.
+
+        Yield one :class:`HistoricalOrder` per order that was paid (whatever happened to it
+        afterwards), in a stable order: by ``paid_at``, then by reference. ``since``: only
+        orders paid at or after it. ``after``: only orders that come after the order with
+        this reference in that order (to resume an interrupted backfill); raise
+        ``ValueError`` if the shop has no such order. Stream (``.iterator(chunk_size=...)``)
+        and avoid a query per order: the backfill reads millions of them.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot list past orders: implement "
+            "iter_historical_orders(self, *, since=None, after=None) yielding HistoricalOrder "
+            "objects (see docs/backfill.md) to backfill the shop's order history."
+        )
 
     # --- rewards: discount codes in the shop ------------------------------------------
 
