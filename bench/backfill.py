@@ -22,13 +22,15 @@ with DEBUG off, as production does. Target: 1,000,000 historical orders in under
 
 import argparse
 import os
-import signal
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.throwaway import throwaway_database
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOYALTY_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "False")
@@ -50,22 +52,12 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
 
     if connection.vendor != "postgresql":
         parser.error("the target is for PostgreSQL: set DATABASE_URL=postgres://...")
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_backfill_{os.getpid()}"
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
-
-    old_config = setup_databases(verbosity=0, interactive=False)
-    try:
+    with throwaway_database("bench_backfill"):
         run(args)
-    finally:
-        teardown_databases(old_config, verbosity=0)
 
 
 def historical_orders(*, count: int, user_ids: list[int], seed: int):

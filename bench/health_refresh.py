@@ -42,13 +42,15 @@ and runs with DEBUG off, as production does. Target: a refresh of 1,000,000 memb
 
 import argparse
 import os
-import signal
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.throwaway import throwaway_database
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOYALTY_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "False")
@@ -73,40 +75,12 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
 
     if connection.vendor != "postgresql":
         parser.error("the data generator is PostgreSQL SQL: set DATABASE_URL=postgres://...")
-    # its own database, never the test suite's test_<name>
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_health_refresh_{os.getpid()}"
-    # Ctrl-C (even when started with SIGINT ignored, as background jobs are), SIGTERM and SIGHUP all
-    # unwind through the teardown below, so the multi-gigabyte database never stays behind.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
-
-    old_config = setup_databases(verbosity=0, interactive=False)
-    try:
+    with throwaway_database("bench_health_refresh"):
         run(args)
-    finally:
-        name = settings.DATABASES["default"]["NAME"]
-        try:
-            teardown_databases(old_config, verbosity=0)
-        except Exception as exc:  # noqa: BLE001 - last resort: make sure the big database goes
-            print(f"teardown failed ({exc!r}); dropping {name} with FORCE")
-            force_drop(old_config, name)
-
-
-def force_drop(old_config, name: str) -> None:
-    import psycopg
-    from django.db import connection
-
-    params = connection.get_connection_params()
-    params["dbname"] = old_config[0][1] if old_config and old_config[0][1] else "postgres"
-    with psycopg.connect(**params, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- data -----------------------------------------------------------------------------------------------------

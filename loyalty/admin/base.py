@@ -70,6 +70,10 @@ class ReadOnlyMixin:
         return False
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
 def _member_link(member: Member | None) -> str:
     """A link to the member's change page (needs ``member__user`` selected)."""
     if member is None:
@@ -215,7 +219,6 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
         health = getattr(obj, "health", None) if obj and obj.pk else None
         if health is None:
             return _("Not scored yet (the nightly health refresh scores every member).")
-        percent = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
         rows = [
             (
                 _("Segment"),
@@ -227,8 +230,8 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
             (_("Typical gap (days)"), "–" if health.typical_gap_days is None else f"{health.typical_gap_days:.0f}"),
             (_("Average order value"), f"{health.monetary} {obj.program.currency}"),
             (_("RFM"), "–" if health.r_score is None else f"{health.r_score}-{health.f_score}-{health.m_score}"),
-            (_("P(alive)"), percent(health.p_alive)),
-            (_("P(no purchase in horizon)"), percent(health.p_lapse)),
+            (_("P(alive)"), _percent(health.p_alive)),
+            (_("P(no purchase in horizon)"), _percent(health.p_lapse)),
             (
                 _("Expected purchases (90 days)"),
                 "–" if health.expected_purchases is None else f"{health.expected_purchases:.2f}",

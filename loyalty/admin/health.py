@@ -14,11 +14,7 @@ from .. import selectors
 from ..health.rfm import DEFAULT_GRID, validate_grid
 from ..models import CustomerHealth, HealthModelFit, HealthRun, HealthSettings, Segment, SegmentChange
 from ..services.health import health_refresh
-from .base import ReadOnlyMixin, _member_link
-
-
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+from .base import ReadOnlyMixin, _member_link, _percent
 
 
 def model_status_html(program) -> str:
