@@ -8,6 +8,7 @@ from .programs import Program
 from .purchases import Purchase
 from .rewards import PendingPoints, Redemption, Referral, Reward
 from .rules import EarningRule
+from .surveys import Survey, SurveyInvitation, SurveyResponse
 from .tiers import Tier, TierChange
 
 __all__ = [
@@ -19,6 +20,9 @@ __all__ = [
     "HealthSettings",
     "Message",
     "Segment",
+    "Survey",
+    "SurveyInvitation",
+    "SurveyResponse",
     "SegmentChange",
     "EarningRule",
     "Member",

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import check_constraint
 from .purchases import MONEY
 
 
@@ -81,6 +82,19 @@ class HealthSettings(models.Model):
         _("3-order customers needed for the model"),
         default=30,
         help_text=_("Repeat behaviour the model can learn from: customers with three or more orders."),
+    )
+    detractor_days = models.PositiveIntegerField(
+        _("detractor memory (days)"),
+        default=90,
+        help_text=_("A survey answer of NPS 0-6 or CSAT 1-2 counts against a member's health for this many days."),
+    )
+    detractor_weight = models.DecimalField(
+        _("detractor weight (log-odds)"),
+        max_digits=4,
+        decimal_places=2,
+        default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_("Added to the log-odds of lapsing for a recent detractor. 0: feedback never changes the score."),
     )
     rfm_grid = models.JSONField(
         _("RFM grid"),
@@ -187,6 +201,7 @@ class CustomerHealth(models.Model):
         MODEL = "model", _("Likely to lapse")
         GAP = "gap", _("Overdue for their rhythm")
         BOTH = "both", _("Likely to lapse and overdue")
+        VOICE = "voice", _("Unhappy in a recent survey")
 
     member = models.OneToOneField("loyalty.Member", on_delete=models.CASCADE, related_name="health", primary_key=True)
     # Rewritten every night: only the primary key and (program, segment) are indexed, so most
@@ -213,6 +228,9 @@ class CustomerHealth(models.Model):
     expected_purchases = models.FloatField(_("expected purchases (90 days)"), null=True, blank=True)
     expected_next_order_on = models.DateField(_("expected next order"), null=True, blank=True)
     predicted_clv = models.DecimalField(_("predicted value (1 year)"), null=True, blank=True, **MONEY)
+    detractor_at = models.DateTimeField(
+        _("recent detractor answer"), null=True, blank=True, help_text=_("Within the detractor memory.")
+    )
     segment = models.CharField(_("segment"), max_length=20, choices=Segment.choices)
     segment_since = models.DateTimeField(_("in segment since"))
     at_risk = models.BooleanField(_("at risk"), default=False)
@@ -225,7 +243,7 @@ class CustomerHealth(models.Model):
         verbose_name_plural = _("customer health")
         indexes = [models.Index(fields=["program", "segment"], name="loyalty_health_segment")]
         constraints = [
-            models.CheckConstraint(
+            check_constraint(
                 condition=Q(r_score__isnull=True) | Q(r_score__gte=1, r_score__lte=5), name="loyalty_health_r_1_5"
             ),
         ]

@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import check_constraint
+
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
@@ -29,6 +31,9 @@ class Purchase(models.Model):
     points_earned = models.PositiveIntegerField(_("points earned"), default=0)
     points_reversed = models.PositiveIntegerField(_("points reversed"), default=0)
     occurred_at = models.DateTimeField(_("paid at"), db_index=True)
+    category = models.CharField(
+        _("product category"), max_length=100, blank=True, help_text=_("As the shop's adapter reports it, if it does.")
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -36,12 +41,12 @@ class Purchase(models.Model):
         verbose_name_plural = _("purchases")
         constraints = [
             models.UniqueConstraint(fields=["program", "order_reference"], name="loyalty_purchase_order_unique"),
-            models.CheckConstraint(condition=Q(amount__gte=0), name="loyalty_purchase_amount_not_negative"),
-            models.CheckConstraint(
+            check_constraint(condition=Q(amount__gte=0), name="loyalty_purchase_amount_not_negative"),
+            check_constraint(
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
                 name="loyalty_purchase_refund_within_amount",
             ),
-            models.CheckConstraint(
+            check_constraint(
                 condition=Q(points_reversed__lte=F("points_earned")), name="loyalty_purchase_reversal_within_earned"
             ),
         ]

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import check_constraint
+
 
 class EarningRule(models.Model):
     """A way to earn beyond the base rate, configured by staff; each award is idempotent."""
@@ -18,6 +20,7 @@ class EarningRule(models.Model):
         REFEREE = "referee", _("Referral bonus for the friend")
         MULTIPLIER = "multiplier", _("Points multiplier campaign")
         CUSTOM_ACTION = "custom_action", _("Custom action (award_for_action)")
+        SURVEY_ANSWERED = "survey_answered", _("Survey answered (once per order)")
 
     program = models.ForeignKey("loyalty.Program", on_delete=models.CASCADE, related_name="earning_rules")
     name = models.CharField(_("name"), max_length=100)
@@ -46,7 +49,7 @@ class EarningRule(models.Model):
         verbose_name = _("earning rule")
         verbose_name_plural = _("earning rules")
         constraints = [
-            models.CheckConstraint(
+            check_constraint(
                 condition=Q(active_until__isnull=True)
                 | Q(active_from__isnull=True)
                 | Q(active_until__gt=models.F("active_from")),
