@@ -29,6 +29,14 @@ For each data set the model is fitted on a calibration period and judged on the 
 - 1 - P(alive): the trap; P(alive) is 1 for every one-time buyer, the most likely group to lapse.
 
 Recency and RFM are rankings, not probabilities, so only the ranking metrics apply to them.
+CDNOW has no survey answers: its results do not depend on the detractor feature.
+
+Then a SYNTHETIC feedback experiment (``feedback_report``; made-up customers, not data): BG/NBD customers
+some of whom are unhappy; unhappy customers drop out more readily after each purchase and, when they
+answer a post-purchase survey, mostly answer as detractors (happy ones sometimes do too). The nightly
+score (BG/NBD + backtest) gets the detractor feature as the refresh applies it, ``detractor_weight``
+added to the log-odds of lapsing, for several weights. It shows how the score responds; the numbers
+depend entirely on the made-up effect sizes.
 Finally a synthetic population of 1,000,000 customers drawn from the master fit times fitting and scoring.
 """
 
@@ -362,10 +370,141 @@ def scale_report(params: bgnbd.BGNBDParams, master: Summary, horizon: float, n: 
     )
 
 
+# --- synthetic feedback (not data: made-up customers) -------------------------------------------
+
+
+CDNOW_LIKE = bgnbd.BGNBDParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
+
+
+@dataclass(frozen=True)
+class FeedbackWorld:
+    """Synthetic customers: purchase times (weeks, NaN padded), who is unhappy, and survey answers."""
+
+    times: np.ndarray  # (n, k) purchase times in weeks, ascending, NaN after the last
+    unhappy: np.ndarray
+    answer_time: np.ndarray  # (n, k) when the purchase was answered in a survey, NaN: not answered
+    detractor: np.ndarray  # (n, k) the answer was a detractor's
+
+
+def simulate_feedback(
+    n: int,
+    *,
+    seed: int = 8,
+    weeks: float = 78.0,
+    params: bgnbd.BGNBDParams = CDNOW_LIKE,
+    unhappy_share: float = 0.25,
+    unhappy_dropout_log_odds: float = 1.5,
+    answer_rate: float = 0.3,
+    detractor_if_unhappy: float = 0.7,
+    detractor_if_happy: float = 0.1,
+) -> FeedbackWorld:
+    """BG/NBD customers (first purchase in the first 12 weeks, like the CDNOW cohort): while alive they buy at
+    rate lambda ~ Gamma(r, alpha); after each purchase they drop out with probability p ~ Beta(a, b), raised by
+    ``unhappy_dropout_log_odds`` on the log-odds scale for unhappy customers. A survey goes out a week after
+    each purchase; ``answer_rate`` of them are answered, as a detractor with the given probabilities."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(params.r, 1.0 / params.alpha, n)
+    p = rng.beta(params.a, params.b, n)
+    unhappy = rng.uniform(size=n) < unhappy_share
+    p = np.where(unhappy, risk.with_added_log_odds(p, unhappy_dropout_log_odds), p)
+    t = rng.uniform(0, 12, n)
+    alive = np.ones(n, dtype=bool)
+    columns = []
+    while alive.any() and len(columns) < 400:
+        columns.append(np.where(alive, t, np.nan))
+        alive &= rng.uniform(size=n) >= p  # dropout after a purchase
+        t = t + rng.exponential(1.0, n) / np.maximum(lam, 1e-12)
+        alive &= t <= weeks
+    times = np.column_stack(columns)
+    answered = ~np.isnan(times) & (rng.uniform(size=times.shape) < answer_rate)
+    chance = np.where(unhappy, detractor_if_unhappy, detractor_if_happy)[:, None]
+    detractor = answered & (rng.uniform(size=times.shape) < chance)
+    return FeedbackWorld(times, unhappy, np.where(answered, times + 1.0, np.nan), detractor)
+
+
+def feedback_summary(world: FeedbackWorld, cut: float, end: float, memory: float) -> dict:
+    """BG/NBD inputs at ``cut``, who bought in ``(cut, end]``, and a detractor answer in ``(cut - memory, cut]``."""
+    before = np.where(world.times <= cut, world.times, np.nan)
+    count = (~np.isnan(before)).sum(axis=1)
+    known = count > 0
+    first, last = np.nanmin(before[known], axis=1), np.nanmax(before[known], axis=1)
+    after = ((world.times > cut) & (world.times <= end)).any(axis=1)[known]
+    recent = world.detractor & (world.answer_time > cut - memory) & (world.answer_time <= cut)
+    return {
+        "x": (count[known] - 1).astype(float),
+        "t_x": last - first,
+        "T": cut - first,
+        "lapsed": ~after,
+        "detractor": recent.any(axis=1)[known],
+        "unhappy": world.unhappy[known],
+    }
+
+
+FEEDBACK_SCENARIOS = {
+    "moderate": {"unhappy_dropout_log_odds": 1.5, "answer_rate": 0.3},
+    "strong": {"unhappy_dropout_log_odds": 3.0, "answer_rate": 0.5},
+}
+
+
+def feedback_report(
+    n: int = 20_000, weights: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0), scenario: str = "moderate"
+) -> None:
+    """How the at-risk score responds to the detractor feature, on synthetic customers."""
+    from scipy.optimize import minimize_scalar
+
+    started = time.perf_counter()
+    knobs = FEEDBACK_SCENARIOS[scenario]
+    world = simulate_feedback(n, **knobs)
+    calibration, holdout, memory = 52.0, 26.0, 90 / WEEK  # weeks; memory: the default 90 days
+    now = feedback_summary(world, calibration, calibration + holdout, memory)
+    cut = feedback_summary(world, calibration - holdout, calibration, memory)  # the nightly fit's backtest
+    params = bgnbd.fit(now["x"], now["t_x"], now["T"]).params
+    cut_params = bgnbd.fit(cut["x"], cut["t_x"], cut["T"]).params
+    model = risk.fit(cut_params, cut["x"], cut["t_x"], cut["T"], cut["lapsed"], horizon=holdout)
+    base = risk.lapse_probability(model, params, now["x"], now["t_x"], now["T"])
+    # The weight the backtest itself would suggest: a one-parameter logistic offset for detractors.
+    cut_base = np.clip(risk.lapse_probability(model, cut_params, cut["x"], cut["t_x"], cut["T"]), 1e-9, 1 - 1e-9)
+
+    def loss(w: float) -> float:
+        q = np.clip(risk.with_added_log_odds(cut_base, w * cut["detractor"]), 1e-9, 1 - 1e-9)
+        return -float(np.mean(np.where(cut["lapsed"], np.log(q), np.log(1 - q))))
+
+    learnt = float(minimize_scalar(loss, bounds=(0.0, 5.0), method="bounded").x)
+    y, d = now["lapsed"].astype(int), now["detractor"]
+    print(
+        f"\n=== SYNTHETIC feedback experiment, {scenario} effect (made-up customers, not data): {d.size:,} "
+        f"buyers, 52 weeks calibration, 26 weeks holdout ==="
+    )
+    print(
+        f"25 % unhappy (dropout log-odds +{knobs['unhappy_dropout_log_odds']}); "
+        f"{knobs['answer_rate']:.0%} of purchases answered, detractor 70 % if unhappy, 10 % if "
+        f"happy; {d.mean():.1%} have a detractor answer in the last 90 days; lapsed {y.mean():.1%} "
+        f"(detractors {y[d].mean():.1%}, others {y[~d].mean():.1%})"
+    )
+    print(f"weight learnt from the backtest (one logistic offset): {learnt:.2f}")
+    print(
+        f"{'detractor weight':>18}  {'ROC AUC':>7}  {'top-20% prec':>12}  {'mean pred':>9}  {'actual':>6}  "
+        f"{'Brier':>6}  {'detractors: pred / actual':>25}"
+    )
+    for weight in sorted({*weights, round(learnt, 2)}):
+        score = np.where(d, risk.with_added_log_odds(base, weight), base)
+        label = f"{weight:.2f}" + (" (default)" if weight == 1.0 else " (learnt)" if weight == round(learnt, 2) else "")
+        print(
+            f"{label:>18}  {roc_auc(y, score):7.3f}  {precision_at_top(y, score, 0.2):12.3f}  {score.mean():9.3f}  "
+            f"{y.mean():6.3f}  {brier_score(y, score):6.3f}  {score[d].mean():12.3f} / {y[d].mean():.3f}"
+        )
+    print(f"({time.perf_counter() - started:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000, help="synthetic population for the scale test")
+    parser.add_argument("--feedback-only", action="store_true", help="run only the synthetic feedback experiment")
     args = parser.parse_args()
+    if args.feedback_only:
+        for scenario in FEEDBACK_SCENARIOS:
+            feedback_report(scenario=scenario)
+        return
 
     sample_tx = load_cdnow("sample")
     sample = report("sample", sample_tx, "1997-09-30", "1998-06-30", targets={"auc": 0.77})
@@ -380,6 +519,8 @@ def main() -> None:
 
     master = report("master", load_cdnow("master"), "1997-12-31", "1998-06-30", targets={"auc": 0.80})
     scale_report(master["fit"].params, master["summary"], master["summary"].horizon, args.customers)
+    for scenario in FEEDBACK_SCENARIOS:
+        feedback_report(scenario=scenario)
 
 
 if __name__ == "__main__":

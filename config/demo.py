@@ -217,7 +217,7 @@ def prepare_database(*, seed: int) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from config.demo_programme import create_demo_programme
+    from config.demo_programme import create_demo_programme, ensure_demo_survey, seed_demo_survey_answers
     from loyalty.models import Program
     from loyalty.services import points_expire_due
     from loyalty.services.rewards import redemptions_expire_due
@@ -244,11 +244,17 @@ def prepare_database(*, seed: int) -> None:
     expired = points_expire_due()
     if expired:
         say(f"Expired the points older than the programme's lifetime of {expired} members.")
+    for program in Program.objects.filter(slug="rewards"):
+        survey = ensure_demo_survey(program)
+        answers = seed_demo_survey_answers(survey, seed=seed)
+        if answers:
+            say(f"Survey \"{survey}\": {answers} past answers seeded (the NPS trend on the dashboard).")
     nightly_health_and_campaigns()
 
 
 def nightly_health_and_campaigns() -> None:
-    """What the nightly beat tasks do: score every member, then let active campaigns pick their audience.
+    """What the nightly beat tasks do: score every member, then let active campaigns pick their audience,
+    and what the hourly survey task does: invite the customers of orders paid a week ago.
 
     A campaign run is once per day (its cycle), so restarting the demo the same day sends nothing twice.
     """
@@ -259,11 +265,14 @@ def nightly_health_and_campaigns() -> None:
     from loyalty.models import Campaign, Member
     from loyalty.services.campaigns import campaign_run
     from loyalty.services.health import health_refresh_all
-    from shop.demo_data import DRIFTING_CUSTOMER_EMAIL
+    from loyalty.services.surveys import surveys_send_due
+    from shop.demo_data import DEMO_CUSTOMER_EMAIL, DRIFTING_CUSTOMER_EMAIL
 
     # Most demo customers said yes to marketing emails when they registered (every seventh did not).
     undecided = Member.objects.filter(consent_changed_at__isnull=True).annotate(bucket=Mod("user_id", 7))
-    consenting = undecided.filter(Q(user__email=DRIFTING_CUSTOMER_EMAIL) | ~Q(bucket=0)).values_list("pk", flat=True)
+    consenting = undecided.filter(
+        Q(user__email__in=(DEMO_CUSTOMER_EMAIL, DRIFTING_CUSTOMER_EMAIL)) | ~Q(bucket=0)
+    ).values_list("pk", flat=True)
     Member.objects.filter(pk__in=list(consenting)).update(marketing_consent=True, consent_changed_at=timezone.now())
     for run in health_refresh_all():
         say(
@@ -273,6 +282,10 @@ def nightly_health_and_campaigns() -> None:
     for campaign in Campaign.objects.filter(is_active=True, program__is_active=True):
         result = campaign_run(campaign=campaign)
         say(f"Campaign \"{campaign}\": {result}")
+    # The hourly survey task: orders paid a week ago get "How was your order?" (the worker prints
+    # the emails; Anna's is among them: open its link to answer and collect the points).
+    surveys = surveys_send_due()
+    say(f"Surveys: {surveys['queued']} invitations queued (the worker prints the emails, {DEMO_CUSTOMER_EMAIL}'s too).")
 
 
 def _http_get(url: str, *, server: Child, timeout: float = 60) -> int:
@@ -356,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             if redis.reused:
                 say("demo   | reusing the embedded redis-server an earlier, interrupted run left behind")
         say(f"demo   | broker: {broker_note}")
+        # Links in the emails the worker prints (surveys, unsubscribe, campaigns) open this demo.
+        os.environ.setdefault("SITE_URL", f"http://localhost:{args.port}")
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django

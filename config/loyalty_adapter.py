@@ -7,11 +7,11 @@ one of the shop's own ``DiscountCode`` rows. Twenty lines each for a typical sho
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, OuterRef, Q, Subquery
 
 from loyalty.adapters.base import BaseAdapter, DiscountStatus, EventKind, HistoricalOrder, OrderEvent
 from shop import signals
-from shop.models import DiscountCode, Order, Product, new_discount_code
+from shop.models import DiscountCode, Order, OrderLine, Product, new_discount_code
 
 # Loyalty's reward kinds are named like the shop's discount kinds; a shop with other names maps them here.
 DISCOUNT_KINDS = {
@@ -22,6 +22,15 @@ DISCOUNT_KINDS = {
 }
 
 
+def lines_by_size(order_id):
+    """The order's lines, largest (by line total) first: loyalty files an order under the first one's category."""
+    return (
+        OrderLine.objects.filter(order_id=order_id)
+        .annotate(line_total=F("unit_price") * F("quantity"))
+        .order_by("-line_total", "pk")
+    )
+
+
 class ShopAdapter(BaseAdapter):
     def connections(self):
         return [
@@ -30,7 +39,7 @@ class ShopAdapter(BaseAdapter):
             (signals.order_cancelled, self.order_cancelled),
         ]
 
-    def _event(self, order: Order, kind: str, event_id: str, amount, occurred_at) -> OrderEvent:
+    def _event(self, order: Order, kind: str, event_id: str, amount, occurred_at, category: str = "") -> OrderEvent:
         return OrderEvent(
             kind=kind,
             event_id=event_id,
@@ -40,10 +49,14 @@ class ShopAdapter(BaseAdapter):
             occurred_at=occurred_at,
             user_id=order.user_id,
             email=order.email,
+            category=category,
         )
 
     def order_paid(self, sender, order: Order, **kwargs) -> OrderEvent:
-        return self._event(order, EventKind.PAID, f"order:{order.number}:paid", order.total, order.paid_at)
+        category = lines_by_size(order.pk).values_list("product__category", flat=True).first()
+        return self._event(
+            order, EventKind.PAID, f"order:{order.number}:paid", order.total, order.paid_at, category or ""
+        )
 
     def order_refunded(self, sender, order: Order, refund, amount, **kwargs) -> OrderEvent:
         return self._event(
@@ -70,10 +83,16 @@ class ShopAdapter(BaseAdapter):
             if paid_at is None:
                 raise ValueError(f"The shop has no paid order {after!r} to resume after.")
             orders = orders.filter(Q(paid_at__gt=paid_at) | Q(paid_at=paid_at, number__gt=after))
-        rows = orders.order_by("paid_at", "number").values_list(
-            "number", "total", "currency", "paid_at", "user_id", "email", "refunded_total", "status"
+        rows = (
+            orders.annotate(category=Subquery(lines_by_size(OuterRef("pk")).values("product__category")[:1]))
+            .order_by("paid_at", "number")
+            .values_list(
+                "number", "total", "currency", "paid_at", "user_id", "email", "refunded_total", "status", "category"
+            )
         )
-        for number, total, currency, paid_at, user_id, email, refunded, status in rows.iterator(chunk_size=5000):
+        for number, total, currency, paid_at, user_id, email, refunded, status, category in rows.iterator(
+            chunk_size=5000
+        ):
             yield HistoricalOrder(
                 reference=number,
                 amount=total,
@@ -83,6 +102,7 @@ class ShopAdapter(BaseAdapter):
                 email=email,
                 refunded_amount=refunded,
                 status=status,  # the shop's statuses after payment are named like loyalty's
+                category=category or "",
             )
 
     # --- rewards -> the shop's discount codes ---------------------------------------------

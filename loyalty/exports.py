@@ -23,7 +23,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 
-from .models import Member, PointsEntry, Program
+from .models import Member, PointsEntry, Program, SurveyResponse
 
 #: Rows fetched from the cursor at a time.
 CHUNK_SIZE = 2000
@@ -45,6 +45,21 @@ MEMBER_HEADER = [
     "orders",
     "last purchase",
     "joined",
+]
+RESPONSE_HEADER = [
+    "answered at",
+    "member id",
+    "member email",
+    "programme",
+    "survey",
+    "order",
+    "category",
+    "NPS",
+    "CSAT",
+    "detractor",
+    "comment",
+    "language",
+    "last changed at",
 ]
 LEDGER_HEADER = ["date", "member id", "member email", "kind", "points", "reference", "description", "created by"]
 
@@ -179,3 +194,38 @@ def ledger_filename(start: date, end: date) -> str:
 def ledger_csv(*, start: date, end: date, program: Program | None = None) -> StreamingHttpResponse:
     rows = ledger_rows(ledger_entries(start=start, end=end, program=program))
     return csv_response(filename=ledger_filename(start, end), header=LEDGER_HEADER, rows=rows)
+
+
+# --- survey responses ----------------------------------------------------------------------------
+
+
+def response_rows(queryset: QuerySet[SurveyResponse]) -> Iterator[tuple]:
+    """One row per response of ``queryset`` (the admin's filter and search), oldest first."""
+    email = get_user_model().get_email_field_name()
+    return (
+        queryset.order_by("submitted_at", "pk")
+        .values_list(
+            "submitted_at",
+            "member_id",
+            f"member__user__{email}",
+            "program__name",
+            "survey__name",
+            "purchase__order_reference",
+            "purchase__category",
+            "nps",
+            "csat",
+            "is_detractor",
+            "comment",
+            "language",
+            "updated_at",
+        )
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
+
+
+def responses_filename(today: date | None = None) -> str:
+    return f"survey-responses-{(today or timezone.localdate()).isoformat()}.csv"
+
+
+def responses_csv(queryset: QuerySet[SurveyResponse]) -> StreamingHttpResponse:
+    return csv_response(filename=responses_filename(), header=RESPONSE_HEADER, rows=response_rows(queryset))

@@ -118,3 +118,60 @@ class LedgerExportForm(forms.Form):
         if start and end and end < start:
             self.add_error("end", _("The end must not be before the start."))
         return cleaned
+
+
+class SurveyForm(forms.Form):
+    """The survey page's questions: NPS 0-10 and CSAT 1-5 as radio buttons, a comment. Only the
+    questions the survey asks are fields; all are optional on their own, one answer is needed."""
+
+    CSAT_LABELS = {
+        1: _("Very dissatisfied"),
+        2: _("Dissatisfied"),
+        3: _("Neither satisfied nor dissatisfied"),
+        4: _("Satisfied"),
+        5: _("Very satisfied"),
+    }
+
+    def __init__(self, *args, survey, **kwargs) -> None:
+        from .services.surveys import COMMENT_MAX_LENGTH
+
+        super().__init__(*args, **kwargs)
+        self.survey = survey
+        if survey.ask_nps:
+            self.fields["nps"] = forms.TypedChoiceField(
+                label=survey.nps_question or _("How likely are you to recommend us to a friend?"),
+                choices=[(str(n), str(n)) for n in range(11)],
+                coerce=int,
+                empty_value=None,
+                required=False,
+                widget=forms.RadioSelect,
+                error_messages={"invalid_choice": _("Choose a score from 0 to 10.")},
+            )
+        if survey.ask_csat:
+            self.fields["csat"] = forms.TypedChoiceField(
+                label=survey.csat_question or _("How satisfied are you with your order?"),
+                choices=[(str(n), f"{n} · {label}") for n, label in self.CSAT_LABELS.items()],
+                coerce=int,
+                empty_value=None,
+                required=False,
+                widget=forms.RadioSelect,
+                error_messages={"invalid_choice": _("Choose a rating from 1 to 5.")},
+            )
+        if survey.ask_comment:
+            self.fields["comment"] = forms.CharField(
+                label=survey.comment_question or _("Anything you would like to tell us?"),
+                required=False,
+                max_length=COMMENT_MAX_LENGTH,
+                widget=forms.Textarea(attrs={"rows": 5}),
+                error_messages={
+                    "max_length": _(
+                        "Please keep your comment under %(limit_value)d characters (it has %(show_value)d)."
+                    )
+                },
+            )
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and data.get("nps") is None and data.get("csat") is None and not data.get("comment"):
+            raise forms.ValidationError(_("Please answer at least one question."), code="empty")
+        return data

@@ -34,6 +34,8 @@ DEFAULT_SCHEDULES: dict[str, float | dict[str, str]] = {
     "loyalty.tasks.refresh_health": {"hour": "4", "minute": "0"},
     # Only does work for programmes with the monthly statement switched on.
     "loyalty.tasks.send_monthly_statements": {"day_of_month": "1", "hour": "8", "minute": "0"},
+    # Post-purchase surveys: orders paid a survey's delay ago, hourly (once per order).
+    "loyalty.tasks.send_survey_invitations": {"minute": "20"},
 }
 CRONTAB_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")  # cron's order
 _CAMPAIGN_ENTRY = re.compile(r"^loyalty-campaign-(\d+)$")

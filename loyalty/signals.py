@@ -8,6 +8,9 @@
   (``change`` is the :class:`~loyalty.models.TierChange`, up or down).
 - ``members_at_risk(sender=Program, program, member_ids)``: the nightly health refresh moved
   these members into the "at risk" segment (one signal per refreshed chunk, ids as a list).
+- ``member_detractor(sender=Member, member, response)``: a high-value member answered a
+  survey as a detractor (NPS 0-6 or CSAT 1-2; ``response`` is the
+  :class:`~loyalty.models.SurveyResponse`). Sent once per response, so someone can reach out.
 - ``event_failed(sender=OrderEvent, event, error)``: an order event could not be processed
   and waits for a retry (``event.status == "failed"``) or was given up (``"gave_up"``).
 """
@@ -25,6 +28,7 @@ points_debited = Signal()
 event_failed = Signal()
 tier_changed = Signal()
 members_at_risk = Signal()
+member_detractor = Signal()
 
 
 def send_on_commit(signal: Signal, **kwargs) -> None:

@@ -170,3 +170,26 @@ def send_monthly_statements() -> int:
     from .services.notifications import monthly_statements_send
 
     return monthly_statements_send()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_survey_invitations() -> dict[str, int]:
+    """Beat task (hourly): invite the customers of orders paid ``delay`` days ago to the survey."""
+    from .services.surveys import surveys_send_due
+
+    return surveys_send_due()
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def send_survey_invitation(self, invitation_id: int) -> str:
+    """Send one survey email; SMTP errors are retried (1, 2, 4... minutes) until the service
+    marks the invitation failed after ``CAMPAIGN_MAX_ATTEMPTS``."""
+    from .services.surveys import InvitationSendRetry, invitation_send
+
+    try:
+        return invitation_send(invitation_id=invitation_id)
+    except InvitationSendRetry as exc:
+        countdown = min(60 * 2**self.request.retries, SEND_RETRY_MAX_COUNTDOWN)
+        raise self.retry(exc=exc, countdown=countdown) from None
+    except OperationalError as exc:  # the database was busy or unreachable: nothing was sent, try again
+        raise self.retry(exc=exc, countdown=30, max_retries=DATABASE_RETRIES) from None

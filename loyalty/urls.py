@@ -16,4 +16,6 @@ urlpatterns: list = [
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("m/<str:token>/open.gif", views.track_open, name="track_open"),
     path("m/<str:token>/click/", views.track_click, name="track_click"),
+    # Post-purchase survey (signed link from the survey email, no login).
+    path("survey/<str:token>/", views.survey, name="survey"),
 ]

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -273,3 +274,85 @@ def track_click(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "GET":
         message_clicked(message_id=message_id)
     return HttpResponseRedirect(target)
+
+
+# --- post-purchase survey (no login: the signed link is the credential) -------------------------
+
+
+def _survey_link_refused(request: HttpRequest, refusal: LoyaltyError) -> HttpResponse:
+    """A garbled, changed or expired link (400), or one whose invitation is gone (404)."""
+    return render(
+        request,
+        "loyalty/survey_link_invalid.html",
+        {"base_template": loyalty_settings.BASE_TEMPLATE, "message": refusal.message, "code": refusal.code},
+        status=404 if refusal.code == "survey_not_found" else 400,
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def survey(request: HttpRequest, token: str) -> HttpResponse:
+    """``/loyalty/survey/<token>/``: the survey for one order, from the survey email.
+
+    GET shows the questions (``?nps=8``, a score clicked in the email, preselects it) and marks
+    the invitation opened; once answered: the answer for changing within a day (``?saved=1``
+    right after a submit: the thank-you with the points), later a polite "already answered".
+    POST stores the answer, then redirects back (a reload submits nothing twice); an invalid
+    answer re-renders the form with the error, status 400, nothing stored.
+    """
+    from .forms import SurveyForm
+    from .services import surveys
+
+    try:
+        invitation = surveys.survey_token_load(token)
+    except surveys.SurveyLinkInvalid as refusal:
+        return _survey_link_refused(request, refusal)
+    survey_ = invitation.survey
+    status = 200
+    if request.method == "POST":
+        form = SurveyForm(request.POST, survey=survey_)
+        if form.is_valid():
+            try:
+                surveys.survey_response_submit(
+                    invitation=invitation,
+                    nps=form.cleaned_data.get("nps"),
+                    csat=form.cleaned_data.get("csat"),
+                    comment=form.cleaned_data.get("comment", ""),
+                    language=translation.get_language() or "",
+                )
+            except surveys.SurveyAnswerInvalid as refusal:
+                form.add_error(
+                    refusal.extra.get("field") if refusal.extra.get("field") in form.fields else None, refusal.message
+                )
+            except surveys.SurveyAlreadyAnswered:
+                return HttpResponseRedirect(request.path)
+            else:
+                return HttpResponseRedirect(f"{request.path}?saved=1")
+        status = 400
+        page = surveys.survey_page(invitation=invitation)
+    else:
+        if request.method == "GET":
+            surveys.invitation_opened(invitation=invitation)
+        page = surveys.survey_page(invitation=invitation)
+        initial = {}
+        if page.response is not None:
+            initial = {"nps": page.response.nps, "csat": page.response.csat, "comment": page.response.comment}
+        preselect = request.GET.get("nps", "")
+        if survey_.ask_nps and preselect.isdigit() and 0 <= int(preselect) <= 10:
+            initial["nps"] = int(preselect)
+        form = SurveyForm(initial=initial, survey=survey_)
+    return render(
+        request,
+        "loyalty/survey.html",
+        {
+            "base_template": loyalty_settings.BASE_TEMPLATE,
+            "page": page,
+            "survey": survey_,
+            "purchase": invitation.purchase,
+            "member": invitation.member,
+            "shop_name": shop_name_for(invitation.member.program),
+            "form": form,
+            "saved": request.method != "POST" and request.GET.get("saved") == "1" and page.response is not None,
+            "account_url": resolve_url(settings.LOGIN_REDIRECT_URL),
+        },
+        status=status,
+    )

@@ -72,6 +72,35 @@ PRODUCTS: list[tuple[str, str, str, str]] = [
     ("Cesto regalo gastronomico", "59.00", "#7a4b2a", "Oil, balsamic, pasta, pesto and taralli in a wicker basket."),
 ]
 
+# The shop's categories: the demo adapter reports the category of each order's largest line.
+PANTRY, DELI, DRINKS, SWEETS, BODY, GIFTS = "Pantry", "Deli", "Coffee & drinks", "Sweets", "Body care", "Gifts"
+CATEGORIES: dict[str, str] = {
+    "Olio extravergine Taggiasca, 500 ml": PANTRY,
+    "Aceto balsamico di Modena IGP": PANTRY,
+    "Paccheri di Gragnano, 500 g": PANTRY,
+    "Parmigiano Reggiano 24 mesi, 300 g": DELI,
+    "Pesto alla genovese, 180 g": PANTRY,
+    "Crema di tartufo nero, 80 g": DELI,
+    "Taralli pugliesi al finocchio": SWEETS,
+    "Caffè moka, miscela napoletana, 250 g": DRINKS,
+    "Limoncello di Sorrento, 50 cl": DRINKS,
+    "Panettone artigianale, 1 kg": SWEETS,
+    "Pomodorini del Piennolo, 520 g": PANTRY,
+    "Miele di castagno, 500 g": SWEETS,
+    "Salame Felino IGP": DELI,
+    "Riso Carnaroli Acquerello, 500 g": PANTRY,
+    "Sapone all'olio d'oliva e lavanda": BODY,
+    "Crema mani alla calendula, 75 ml": BODY,
+    "Olio di mandorle dolci, 100 ml": BODY,
+    "Shampoo solido al rosmarino": BODY,
+    "Burro labbra al miele": BODY,
+    "Acqua di rose, tonico viso, 200 ml": BODY,
+    "Crema viso al fico d'India, 50 ml": BODY,
+    "Olio corpo al bergamotto, 200 ml": BODY,
+    "Set regalo: sapone e crema mani": GIFTS,
+    "Cesto regalo gastronomico": GIFTS,
+}
+
 GERMAN_FIRST = [
     "Lukas", "Jonas", "Felix", "Maximilian", "Paul", "Leon", "Tobias", "Jürgen", "Matthias", "Stefan",
     "Lena", "Marie", "Sophie", "Hannah", "Katharina", "Johanna", "Friederike", "Greta", "Ulrike", "Sabine",
@@ -327,6 +356,8 @@ class _Generator:
         late_guests = [self.customer("guest", registered=False) for _ in range(2)]
         for customer in [*rng.sample([c for c in customers if c.persona == "occasional"], 2), *late_guests]:
             self.order(customer, self.now - timedelta(minutes=rng.randint(15, 60 * 44)), fate="pending")
+        # Anna's order of a week ago: the one the post-purchase survey (7 days after payment) asks about.
+        self.order(anna, self.now - timedelta(days=7, hours=3), fate="paid")
         return customers + late_guests
 
 
@@ -356,6 +387,7 @@ def load_demo_data(*, seed: int = 7, now: datetime | None = None, stdout: TextIO
             stdout.write(message + "\n")
 
     if Product.objects.exists():
+        _fill_categories()  # a demo database from before products had categories
         summary = _summary(created=False)
         say(f"The shop already has {summary['products']} products: demo data not loaded again.")
         return summary
@@ -371,7 +403,12 @@ def load_demo_data(*, seed: int = 7, now: datetime | None = None, stdout: TextIO
         for name, price, colour, description in PRODUCTS:
             generator.products.append(
                 Product.objects.create(
-                    name=name, slug=slugify(name)[:50], price=Decimal(price), colour=colour, description=description
+                    name=name,
+                    slug=slugify(name)[:50],
+                    price=Decimal(price),
+                    colour=colour,
+                    description=description,
+                    category=CATEGORIES.get(name, ""),
                 )
             )
         customers = generator.plan_history()
@@ -400,6 +437,11 @@ def load_demo_data(*, seed: int = 7, now: datetime | None = None, stdout: TextIO
         ", ".join(f"{value} {key}" for key, value in summary.items() if key != "created"),
     ))
     return summary
+
+
+def _fill_categories() -> None:
+    for name, category in CATEGORIES.items():
+        Product.objects.filter(name=name, category="").update(category=category)
 
 
 def _register(customer: _Customer, password: str) -> None:

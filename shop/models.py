@@ -9,6 +9,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from loyalty.compat import check_constraint
+
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
@@ -20,13 +22,16 @@ class Product(models.Model):
     colour = models.CharField(
         _("colour"), max_length=7, default="#5b7f5a", help_text=_("Swatch shown in place of a photo.")
     )
+    category = models.CharField(
+        _("category"), max_length=100, blank=True, help_text=_("Reported to loyalty with each order, e.g. Pantry.")
+    )
     is_active = models.BooleanField(_("on sale"), default=True)
 
     class Meta:
         ordering = ["name"]
         verbose_name = _("product")
         verbose_name_plural = _("products")
-        constraints = [models.CheckConstraint(condition=Q(price__gt=0), name="shop_product_price_positive")]
+        constraints = [check_constraint(condition=Q(price__gt=0), name="shop_product_price_positive")]
 
     def __str__(self) -> str:
         return self.name
@@ -68,9 +73,9 @@ class Order(models.Model):
         verbose_name = _("order")
         verbose_name_plural = _("orders")
         constraints = [
-            models.CheckConstraint(condition=Q(total__gte=0), name="shop_order_total_not_negative"),
-            models.CheckConstraint(condition=Q(discount_total__gte=0), name="shop_order_discount_not_negative"),
-            models.CheckConstraint(
+            check_constraint(condition=Q(total__gte=0), name="shop_order_total_not_negative"),
+            check_constraint(condition=Q(discount_total__gte=0), name="shop_order_discount_not_negative"),
+            check_constraint(
                 condition=Q(refunded_total__gte=0) & Q(refunded_total__lte=models.F("total")),
                 name="shop_order_refund_within_total",
             ),
@@ -129,7 +134,7 @@ class Refund(models.Model):
         ordering = ["created_at", "id"]
         verbose_name = _("refund")
         verbose_name_plural = _("refunds")
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="shop_refund_amount_positive")]
+        constraints = [check_constraint(condition=Q(amount__gt=0), name="shop_refund_amount_positive")]
 
     def __str__(self) -> str:
         return f"{self.amount} {self.order.currency} on {self.order}"
@@ -199,11 +204,11 @@ class DiscountCode(models.Model):
         verbose_name = _("discount code")
         verbose_name_plural = _("discount codes")
         constraints = [
-            models.CheckConstraint(condition=Q(value__gte=0), name="shop_discountcode_value_not_negative"),
-            models.CheckConstraint(
+            check_constraint(condition=Q(value__gte=0), name="shop_discountcode_value_not_negative"),
+            check_constraint(
                 condition=~Q(kind="percent") | Q(value__lte=100), name="shop_discountcode_percent_at_most_100"
             ),
-            models.CheckConstraint(
+            check_constraint(
                 condition=Q(used_at__isnull=True, order__isnull=True) | Q(used_at__isnull=False),
                 name="shop_discountcode_order_only_when_used",
             ),

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from loyalty.adapters.base import EventKind, OrderEvent
-from loyalty.models import Campaign, CustomerHealth, Member, Program
+from loyalty.models import Campaign, CustomerHealth, Member, Program, Purchase, Survey, SurveyResponse
 from shop import services as shop_services
 from shop.models import Order, Product
 
@@ -119,3 +119,52 @@ def segment_member(
             defaults={"program": program, "segment": segment, "segment_since": at, "computed_at": at},
         )
     return member
+
+
+class SurveyFactory(factory.django.DjangoModelFactory):
+    """The programme's active survey: NPS, CSAT and a comment, sent 7 days after payment."""
+
+    class Meta:
+        model = Survey
+
+    program = factory.SubFactory(ProgramFactory)
+    name = factory.Sequence(lambda n: f"After your order {n}")
+    is_active = True
+
+
+class SurveyResponseFactory(factory.django.DjangoModelFactory):
+    """A response written directly (not through the survey service): its own paid purchase by ``member``.
+
+    ``is_detractor`` follows the scores (NPS 0-6 or CSAT 1-2) unless given.
+    """
+
+    class Meta:
+        model = SurveyResponse
+
+    survey = factory.SubFactory(SurveyFactory)
+    program = factory.SelfAttribute("survey.program")
+    member = None  # required: pass a member of the survey's programme
+    purchase = factory.LazyAttribute(
+        lambda o: Purchase.objects.create(
+            program=o.program,
+            member=o.member,
+            email=o.member.user.email,
+            order_reference=f"SR-{Purchase.objects.count() + 1}-{o.member.pk}",
+            amount=o.amount,
+            currency=o.program.currency,
+            category=o.category,
+            occurred_at=o.submitted_at - timezone.timedelta(days=7),
+        )
+    )
+    nps = 9
+    csat = 5
+    comment = ""
+    is_detractor = factory.LazyAttribute(
+        lambda o: (o.nps is not None and o.nps <= 6) or (o.csat is not None and o.csat <= 2)
+    )
+    submitted_at = factory.LazyFunction(timezone.now)
+    updated_at = factory.SelfAttribute("submitted_at")
+
+    class Params:
+        amount = Decimal("50.00")
+        category = ""

@@ -35,7 +35,9 @@ class OrderEvent:
     it is what makes a signal delivered twice count once. ``amount`` is, for ``paid``, what
     the customer paid that earns points (after discounts, without shipping if you like);
     for ``refunded``, the amount of this refund; for ``cancelled``, ignored. ``user_id`` is
-    the customer's user pk, or ``None`` for a guest, who is known by ``email``.
+    the customer's user pk, or ``None`` for a guest, who is known by ``email``. ``category``
+    (optional, at most 100 characters) is the order's product category as the shop names it,
+    e.g. its largest line's; it is stored on the purchase, and staff filter survey answers by it.
     """
 
     kind: str
@@ -47,6 +49,7 @@ class OrderEvent:
     user_id: Any = None
     email: str = ""
     program: str | None = None
+    category: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,6 +70,8 @@ class OrderEvent:
             problems.append(f"email must be a string (at most 254 characters), not {self.email!r}")
         if self.program is not None and not isinstance(self.program, str):
             problems.append(f"program must be a programme slug or None, not {self.program!r}")
+        if not isinstance(self.category, str) or len(self.category) > 100:
+            problems.append(f"category must be a string (at most 100 characters), not {self.category!r}")
         if self.user_id is not None and not isinstance(self.user_id, (int, str, uuid.UUID)):
             problems.append(f"user_id must be the user's primary key (int, str or UUID), not {self.user_id!r}")
         if self.kind == EventKind.PAID and self.user_id is None and not self.email:
@@ -113,7 +118,8 @@ class HistoricalOrder:
     what earns points (as for a ``paid`` :class:`OrderEvent`), ``refunded_amount`` the sum
     of its refunds so far, ``status`` where it ended up (:class:`HistoricalStatus`), and
     ``paid_at`` the purchase date (points expiry counts from it). ``user_id`` is the
-    customer's user pk, ``None`` for a guest, who is known by ``email``.
+    customer's user pk, ``None`` for a guest, who is known by ``email``. ``category``: as for
+    :class:`OrderEvent`, optional.
     """
 
     reference: str
@@ -124,6 +130,7 @@ class HistoricalOrder:
     email: str = ""
     refunded_amount: Decimal = Decimal("0.00")
     status: str = HistoricalStatus.PAID
+    category: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,6 +150,8 @@ class HistoricalOrder:
             problems.append(f"email must be a string (at most 254 characters), not {self.email!r}")
         if self.user_id is None and not self.email:
             problems.append("a historical order needs a user_id or a guest email")
+        if not isinstance(self.category, str) or len(self.category) > 100:
+            problems.append(f"category must be a string (at most 100 characters), not {self.category!r}")
         if problems:
             raise InvalidEvent("; ".join(problems), extra={"order_reference": self.reference})
 

@@ -29,6 +29,7 @@ from ..models import (
     Purchase,
     Redemption,
     SegmentChange,
+    SurveyResponse,
     TierChange,
 )
 from ..services.privacy import member_is_erased
@@ -38,6 +39,7 @@ from .exports import LedgerExportMixin, MemberExportMixin
 PAGE_PURCHASES = 20
 PAGE_MESSAGES = 10
 PAGE_HISTORY = 10
+PAGE_SURVEY_ANSWERS = 10
 RESENDABLE = (Message.Status.SENT, Message.Status.FAILED)
 #: How admins that list rows of members search them: email, name, referral code.
 MEMBER_SEARCH = ["member__user__email", "member__user__first_name", "member__user__last_name", "member__referral_code"]
@@ -239,6 +241,10 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
             (_("Expected next order"), health.expected_next_order_on or "–"),
             (_("Spent so far"), f"{health.total_spent} {obj.program.currency}"),
             (
+                _("Recent detractor answer"),
+                "–" if health.detractor_at is None else f"{timezone.localtime(health.detractor_at):%Y-%m-%d}",
+            ),
+            (
                 _("Predicted value (1 year)"),
                 "–" if health.predicted_clv is None else f"{health.predicted_clv} {obj.program.currency}",
             ),
@@ -272,7 +278,7 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
         )
 
     def _history_context(self, request: HttpRequest, object_id: str) -> dict:
-        """The member's latest purchases, messages, tier and segment changes: one query each."""
+        """The member's latest purchases, messages, tier and segment changes, survey answers: one query each."""
         try:
             member_id = self.opts.pk.to_python(unquote(object_id))
         except ValidationError:
@@ -294,6 +300,12 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
             "segment_history": list(
                 SegmentChange.objects.filter(member_id=member_id).order_by("-changed_at", "-id")[:PAGE_HISTORY]
             ),
+            "survey_answers": list(
+                SurveyResponse.objects.filter(member_id=member_id)
+                .select_related("purchase", "survey")
+                .order_by("-submitted_at", "-id")[:PAGE_SURVEY_ANSWERS]
+            ),
+            "page_survey_answers": PAGE_SURVEY_ANSWERS,
             "resendable_statuses": [str(s) for s in RESENDABLE],
             "has_erase_permission": self.has_erase_permission(request),
             "ledger_url": _ledger_url(member_id),

@@ -190,13 +190,15 @@ def _card(
     help: str,
     better: int = 1,
     rate: bool = False,
+    score: bool = False,
     compare: bool = True,
     note: str = "",
 ) -> Card:
     """A card with ``current`` and, with ``compare``, its change since ``previous``.
 
     ``better``: 1 when up is good, -1 when down is good, 0 when neither. ``rate``: the change
-    is in percentage points, otherwise relative to the previous value.
+    is in percentage points; ``score``: in the value's own points (NPS); otherwise relative to
+    the previous value.
     """
     value = fmt(current)
     if not compare:
@@ -204,21 +206,22 @@ def _card(
     if previous is None:  # nothing to compare with (e.g. CLV without the year before)
         return Card(label, value, help, note=note)
     prev_text = fmt(previous)
-    if current is None or (not rate and not previous):
+    if current is None or (not rate and not score and not previous):
         spoken = _("No comparable value in the previous period.")
         return Card(label, value, help, prev_text, "", "", "neutral", spoken, note)
     diff = (float(current) - float(previous)) * (100 if rate else 1)
-    change = diff if rate else diff / float(previous) * 100
+    change = diff if rate or score else diff / float(previous) * 100
+    suffix = "pp" if rate else (_("pts") if score else "%")
     if round(change, 1) == 0:
         trend, tone = "flat", "neutral"
-        delta = "±0\u00a0pp" if rate else "±0\u00a0%"
+        delta = f"±0\u00a0{suffix}"
         spoken = _("Unchanged from %(previous)s in the previous period.") % {"previous": prev_text}
     else:
         trend = "up" if change > 0 else "down"
         tone = "neutral" if not better else ("good" if (change > 0) == (better > 0) else "bad")
-        amount = _number(abs(change), 1)
-        delta = f"{'+' if change > 0 else '−'}{amount}\u00a0{'pp' if rate else '%'}"
-        unit = _("percentage points") if rate else "%"
+        amount = _number(abs(change), 0 if score else 1)
+        delta = f"{'+' if change > 0 else '−'}{amount}\u00a0{suffix}"
+        unit = _("percentage points") if rate else (_("points") if score else "%")
         words = _("Up %(amount)s %(unit)s") if change > 0 else _("Down %(amount)s %(unit)s")
         spoken = (
             (words % {"amount": amount, "unit": unit})
@@ -348,7 +351,54 @@ def build_cards(board: kpis.Dashboard) -> dict[str, list[Card]]:
             better=-1,
         ),
     ]
-    return {"sales": sales, "points": points, "members": members}
+    return {"sales": sales, "points": points, "members": members, "voice": voice_cards(board)}
+
+
+def _nps_text(value: int | None) -> str:
+    return "–" if value is None else f"{'+' if value > 0 else ''}{value}"
+
+
+def voice_cards(board: kpis.Dashboard) -> list[Card]:
+    """NPS and CSAT of the period's survey answers, against the previous period."""
+    cur, prev = board.current.voice, board.previous.voice if board.previous else None
+    compare = prev is not None
+
+    def card(label, getter, fmt, **kwargs):
+        return _card(label, getter(cur), getter(prev) if compare else None, fmt, compare=compare, **kwargs)
+
+    def band(label, getter, share, help, better):
+        return card(
+            label,
+            getter,
+            count,
+            help=help,
+            better=better,
+            note=_("%(share)s of NPS answers") % {"share": percent(share(cur))},
+        )
+
+    return [
+        card(
+            _("NPS"),
+            lambda v: v.nps,
+            _nps_text,
+            help=_("Net Promoter Score: % promoters − % detractors, from −100 to +100."),
+            score=True,
+            note=_("%(n)s NPS answers") % {"n": count(cur.nps_answers)},
+        ),
+        band(_("Promoters"), lambda v: v.promoters, lambda v: v.promoter_share, _("NPS 9–10."), 1),
+        band(_("Passives"), lambda v: v.passives, lambda v: v.passive_share, _("NPS 7–8."), 0),
+        band(_("Detractors"), lambda v: v.detractors, lambda v: v.detractor_share, _("NPS 0–6."), -1),
+        card(
+            _("CSAT"),
+            lambda v: v.csat,
+            percent,
+            help=_("Share of CSAT answers that are 4 or 5 (of 5)."),
+            rate=True,
+            note=_("average %(avg)s of 5, %(n)s answers")
+            % {"avg": decimal(cur.csat_average), "n": count(cur.csat_answers)},
+        ),
+        card(_("Survey responses"), lambda v: v.responses, count, help=_("Answers submitted in the period.")),
+    ]
 
 
 # --- charts: inline SVG -------------------------------------------------------------------------
@@ -590,6 +640,150 @@ def points_chart(board: kpis.Dashboard) -> Chart:
     return Chart(svg, [_("Month"), _("Issued"), _("Redeemed")], rows, series)
 
 
+def line_chart(
+    *,
+    chart_id: str,
+    title: str,
+    description: str,
+    months: list[date],
+    values: list[float | None],
+    low: float,
+    high: float,
+    css: str,
+    fmt,
+) -> SafeString:
+    """A monthly line on a fixed axis ``low``..``high`` (a zero line when it is inside); months
+    without a value leave a gap in the line and get no point."""
+    width, height = 960, 300
+    left, right, top, bottom = 92, 12, 24, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def y_of(value: float) -> float:
+        return top + plot_h - plot_h * (float(value) - low) / (high - low)
+
+    parts = [
+        format_html(
+            '<svg class="ld-chart" viewBox="0 0 {} {}" role="img" aria-labelledby="{}-t {}-d" '
+            'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">'
+            '<title id="{}-t">{}</title><desc id="{}-d">{}</desc>',
+            width,
+            height,
+            chart_id,
+            chart_id,
+            chart_id,
+            title,
+            chart_id,
+            description,
+        )
+    ]
+    for i in range(5):
+        value = low + (high - low) * i / 4
+        y = y_of(value)
+        parts.append(
+            format_html(
+                '<line class="ld-grid{}" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
+                '<text class="ld-axis" x="{}" y="{}" text-anchor="end">{}</text>',
+                " ld-grid--base" if value == 0 or (i == 0 and low > 0) else "",
+                left,
+                width - right,
+                _px(y),
+                _px(y),
+                left - 6,
+                _px(y + 4),
+                fmt(value),
+            )
+        )
+    slot = plot_w / max(len(months), 1)
+    every = max(1, math.ceil(len(months) / 13))
+    runs: list[list[str]] = [[]]
+    marks = []  # points and month labels, drawn over the line
+    for i, (month, value) in enumerate(zip(months, values, strict=True)):
+        x = left + slot * i + slot / 2
+        if value is None:
+            runs.append([])
+        else:
+            runs[-1].append(f"{_px(x)},{_px(y_of(value))}")
+            marks.append(
+                format_html(
+                    '<circle class="{}" cx="{}" cy="{}" r="5"><title>{}: {}</title></circle>',
+                    css,
+                    _px(x),
+                    _px(y_of(value)),
+                    date_format(month, "F Y"),
+                    fmt(value),
+                )
+            )
+        if i % every == 0:
+            marks.append(
+                format_html(
+                    '<text class="ld-axis{}" x="{}" y="{}" text-anchor="middle">{}</text>',
+                    " ld-axis--minor" if (i // every) % 2 else "",
+                    _px(x),
+                    height - 8,
+                    _month_label(month, i == 0),
+                )
+            )
+    parts += [
+        format_html('<polyline class="{} ld-line" points="{}"></polyline>', css, " ".join(run))
+        for run in runs
+        if len(run) > 1
+    ]
+    parts += marks
+    parts.append(mark_safe("</svg>"))
+    return mark_safe("".join(parts))
+
+
+def nps_chart(board: kpis.Dashboard) -> Chart:
+    months = [row.month for row in board.nps_by_month]
+    values = [row.summary.nps for row in board.nps_by_month]
+    answered = [v for v in values if v is not None]
+    svg = line_chart(
+        chart_id="ld-nps",
+        title=_("NPS over time"),
+        description=_(
+            "A line with one point per month from %(first)s to %(last)s, on a scale from −100 to +100; months "
+            "without NPS answers leave a gap. %(answered)s of %(months)s months have answers. The table below "
+            "has the figures."
+        )
+        % {
+            "first": date_format(months[0], "F Y") if months else "",
+            "last": date_format(months[-1], "F Y") if months else "",
+            "answered": count(len(answered)),
+            "months": count(len(months)),
+        },
+        months=months,
+        values=values,
+        low=-100,
+        high=100,
+        css="ld-s-nps",
+        fmt=lambda v: _nps_text(int(v)),
+    )
+    rows = [
+        [
+            date_format(row.month, "F Y"),
+            count(row.summary.responses),
+            count(row.summary.promoters),
+            count(row.summary.passives),
+            count(row.summary.detractors),
+            _nps_text(row.summary.nps),
+            percent(row.summary.csat),
+            decimal(row.summary.csat_average),
+        ]
+        for row in board.nps_by_month
+    ]
+    headers = [
+        _("Month"),
+        _("Responses"),
+        _("Promoters"),
+        _("Passives"),
+        _("Detractors"),
+        _("NPS"),
+        _("CSAT"),
+        _("CSAT average"),
+    ]
+    return Chart(svg, headers, rows, [Series(_("NPS"), "ld-s-nps", values)])
+
+
 def segment_chart(segments: list[dict]) -> SafeString:
     rows = [(row["label"], row["members"], "ld-s-at-risk" if row["at_risk"] else "ld-s-segment") for row in segments]
     return hbar_chart(
@@ -734,6 +928,13 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
                 "table_summary": _("Points per month as a table"),
             },
             {"key": "members", "heading": _("Members"), "cards": cards["members"], "chart": None},
+            {
+                "key": "voice",
+                "heading": _("Customer voice: NPS and CSAT"),
+                "cards": cards["voice"],
+                "chart": nps_chart(board),
+                "table_summary": _("NPS and CSAT per month as a table"),
+            },
         ]
         context.update(
             board=board,

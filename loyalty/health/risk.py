@@ -112,3 +112,12 @@ def lapse_probability(
 ) -> np.ndarray:
     """The at-risk score: P(no purchase within the horizon), vectorised."""
     return _sigmoid(linear_score(model, params, x, t_x, T) + model.shift)
+
+
+def with_added_log_odds(p: ArrayLike, weight: float) -> np.ndarray:
+    """``p`` with ``weight`` added to its log-odds: 1 / (1 + exp(-(log(p / (1 - p)) + weight))).
+
+    How a recent detractor survey answer raises the at-risk score (``HealthSettings.detractor_weight``).
+    """
+    p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9)
+    return 1.0 / (1.0 + np.exp(-(np.log(p / (1.0 - p)) + weight)))

@@ -194,6 +194,7 @@ def _import_chunk(
             points_earned=earned,
             points_reversed=reversed_,
             occurred_at=order.paid_at,
+            category=order.category,
         )
         purchases.append(purchase)
         if earned > reversed_:

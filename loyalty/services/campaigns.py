@@ -92,28 +92,33 @@ def _user_has_field(name: str) -> bool:
     return True
 
 
+def marketing_reachable(members: QuerySet[Member]) -> QuerySet[Member]:
+    """``members`` narrowed to those a marketing email may go to: consent (which erasure
+    withdraws), an address, an active account (when the user model has ``is_active``).
+    Campaigns and post-purchase surveys select through it."""
+    email = get_user_model().get_email_field_name()
+    members = (
+        members.filter(marketing_consent=True)
+        .exclude(**{f"user__{email}": ""})
+        .exclude(**{f"user__{email}__isnull": True})
+    )
+    if _user_has_field("is_active"):
+        members = members.filter(user__is_active=True)
+    return members
+
+
 def campaign_eligible_members(*, campaign: Campaign, now: datetime) -> QuerySet[Member]:
     """Who the campaign would queue now (one query): segment, consent, an address, no recent
     re-engagement email from any campaign of the programme, none from this one this cycle."""
-    email = get_user_model().get_email_field_name()
     cooldown_from = now - timedelta(days=campaign.cooldown_days)
     recent = Message.objects.filter(
         member_id=OuterRef("pk"), status__in=(Status.QUEUED, Status.SENT), created_at__gt=cooldown_from
     )
     this_cycle = Message.objects.filter(member_id=OuterRef("pk"), campaign_id=campaign.pk, cycle=campaign_cycle(now))
-    members = (
-        Member.objects.filter(
-            program_id=campaign.program_id,
-            health__segment__in=[str(s) for s in campaign.segments or []],
-            marketing_consent=True,
-        )
-        .exclude(**{f"user__{email}": ""})
-        .exclude(**{f"user__{email}__isnull": True})
-        .filter(~Exists(recent), ~Exists(this_cycle))
-    )
-    if _user_has_field("is_active"):
-        members = members.filter(user__is_active=True)
-    return members
+    members = Member.objects.filter(
+        program_id=campaign.program_id, health__segment__in=[str(s) for s in campaign.segments or []]
+    ).filter(~Exists(recent), ~Exists(this_cycle))
+    return marketing_reachable(members)
 
 
 def campaign_run(*, campaign: Campaign, now: datetime | None = None) -> dict[str, int]:

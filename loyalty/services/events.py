@@ -184,6 +184,7 @@ def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> 
         currency=event.currency,
         occurred_at=event.occurred_at,
         points_earned=points,
+        category=event.category,
     )
     if member is None:
         return

@@ -1,7 +1,8 @@
 """Customer health: who is thriving, who is drifting away, and what they are likely worth.
 
 The refresh is set-based. One SQL statement per chunk of member ids aggregates purchases
-(first and last purchase, orders, purchase days, spend); RFM quintile breakpoints come
+(first and last purchase, orders, purchase days, spend) and finds each member's latest
+detractor survey answer within the detractor memory; RFM quintile breakpoints come
 from one ``NTILE(5)`` statement over the whole programme; scoring is numpy over the
 chunk's arrays; the rows are written in bulk (``COPY`` + ``INSERT ... ON CONFLICT`` on
 PostgreSQL, ``bulk_create(update_conflicts=True)`` elsewhere). No query runs per member.
@@ -37,6 +38,7 @@ from ..models import (
     Purchase,
     Segment,
     SegmentChange,
+    SurveyResponse,
 )
 
 logger = logging.getLogger("loyalty.health")
@@ -46,6 +48,18 @@ WEEK_DAYS = 7.0
 # Members in these groups still look fine to RFM; the detector can move them to "at risk"
 # before their recency score drops. Groups further gone keep their RFM name.
 OVERRIDABLE = {
+    Segment.CHAMPIONS,
+    Segment.LOYAL,
+    Segment.ACTIVE,
+    Segment.PROMISING,
+    Segment.NEW,
+    Segment.NEEDS_ATTENTION,
+}
+#: A repeat customer in one of these groups who answered a survey as a detractor (NPS 0-6 or
+#: CSAT 1-2) within the detractor memory moves to "needs attention" (reason "voice"): they
+#: still buy, but said they are unhappy. Members flagged at risk for other reasons, and
+#: groups further gone, keep their segment.
+VOICE_OVERRIDABLE = {
     Segment.CHAMPIONS,
     Segment.LOYAL,
     Segment.ACTIVE,
@@ -155,27 +169,45 @@ class ChunkData:
     orders: np.ndarray
     days: np.ndarray
     spent: np.ndarray
+    detractor_day: np.ndarray | None = None  # latest recent detractor answer (epoch days), NaN: none
 
     @property
     def buyers(self) -> np.ndarray:
         return self.orders > 0
 
 
-def _load_chunk(program: Program, now: datetime, lo: int, hi: int) -> ChunkData:
+def _detractors_sql() -> str:
+    """Per member, the latest detractor answer (epoch days) in ``(since, now]``.
+
+    Uses the (member, -submitted_at) index: the chunk's id range, newest first.
+    """
+    return f"""
+        SELECT r.member_id AS member_id, {_epoch_days("MAX(r.submitted_at)")} AS detractor_day
+          FROM {SurveyResponse._meta.db_table} r
+         WHERE r.program_id = %s AND r.is_detractor = %s AND r.member_id BETWEEN %s AND %s
+           AND r.submitted_at > %s AND r.submitted_at <= %s
+         GROUP BY r.member_id
+    """
+
+
+def _load_chunk(program: Program, now: datetime, lo: int, hi: int, *, detractor_days: int = 0) -> ChunkData:
     sql = f"""
-        SELECT m.id, agg.first_day, agg.last_day, agg.orders, agg.days, agg.spent
+        SELECT m.id, agg.first_day, agg.last_day, agg.orders, agg.days, agg.spent, d.detractor_day
           FROM {Member._meta.db_table} m
           LEFT JOIN ({_purchases_sql("AND p.member_id BETWEEN %s AND %s")}) agg ON agg.member_id = m.id
+          LEFT JOIN ({_detractors_sql()}) d ON d.member_id = m.id
          WHERE m.program_id = %s AND m.id BETWEEN %s AND %s
          ORDER BY m.id
     """
+    since = now - timedelta(days=detractor_days)
+    params = [program.pk, *_status_params(), now, lo, hi, program.pk, True, lo, hi, since, now, program.pk, lo, hi]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [program.pk, *_status_params(), now, lo, hi, program.pk, lo, hi])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
         empty = np.empty(0)
-        return ChunkData(np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty)
-    ids, first, last, orders, days, spent = zip(*rows, strict=True)
+        return ChunkData(np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty, empty)
+    ids, first, last, orders, days, spent, detractor = zip(*rows, strict=True)
     as_float = lambda values: np.array([np.nan if v is None else float(v) for v in values])  # noqa: E731
     return ChunkData(
         member_ids=np.array(ids, dtype=np.int64),
@@ -184,6 +216,7 @@ def _load_chunk(program: Program, now: datetime, lo: int, hi: int) -> ChunkData:
         orders=np.nan_to_num(as_float(orders)).astype(np.int64),
         days=np.nan_to_num(as_float(days)).astype(np.int64),
         spent=np.nan_to_num(as_float(spent)),
+        detractor_day=as_float(detractor),
     )
 
 
@@ -366,7 +399,7 @@ def health_refresh_range(*, run: HealthRun, lo: int, hi: int) -> int:
     program = run.program
     now = run.started_at
     policy = health_settings_for(program)
-    data = _load_chunk(program, now, lo, hi)
+    data = _load_chunk(program, now, lo, hi, detractor_days=policy.detractor_days)
     if not len(data.member_ids):
         return 0
     scores = _score(data, now=now, run=run, policy=policy)
@@ -461,11 +494,18 @@ class Scores:
     columns: dict[str, np.ndarray]
 
 
+with_added_log_odds = risk.with_added_log_odds
+
+
 def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSettings) -> Scores:
     now_day = now.timestamp() / DAY
     buyers = data.buyers
     cut = run.cutpoints
     n = len(data.member_ids)
+    detractor_day = data.detractor_day if data.detractor_day is not None else np.full(n, np.nan)
+    # A detractor answer within the memory: a feature only when its weight is above 0.
+    weight = float(policy.detractor_weight)
+    detractor = buyers & ~np.isnan(detractor_day) & (weight > 0)
 
     recency = np.where(buyers, np.floor(np.maximum(now_day - np.nan_to_num(data.last_day), 0)), np.nan)
     age = np.where(buyers, np.floor(np.maximum(now_day - np.nan_to_num(data.first_day), 0)), np.nan)
@@ -502,6 +542,9 @@ def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSett
             p_lapse[idx] = risk.lapse_probability(risk.RiskModel.from_dict(fit.risk_model), params, x, t_x, age_w)
         else:
             p_lapse[idx] = bgnbd.p_no_purchase(params, horizon_w, x, t_x, age_w)
+        if detractor.any():  # an unhappy customer is likelier to lapse: shift the log-odds
+            raised = with_added_log_odds(p_lapse, weight)
+            p_lapse = np.where(detractor & ~np.isnan(p_lapse), raised, p_lapse)
         expected[idx] = bgnbd.expected_purchases(params, 90 / WEEK_DAYS, x, t_x, age_w)
         in_horizon = bgnbd.expected_purchases(params, horizon_w, x, t_x, age_w)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -526,6 +569,16 @@ def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSett
     reason[at_risk & overdue] = CustomerHealth.Reason.GAP.value
     reason[at_risk & model_flag] = CustomerHealth.Reason.MODEL.value
     reason[at_risk & model_flag & overdue] = CustomerHealth.Reason.BOTH.value
+    # The customer's voice: a repeat customer who still looks fine but said they are unhappy.
+    voice = (
+        detractor
+        & ~at_risk
+        & (data.orders >= policy.min_orders)
+        & np.isin(segment, [s.value for s in VOICE_OVERRIDABLE])
+    )
+    segment = np.where(voice, Segment.NEEDS_ATTENTION.value, segment)
+    reason[voice] = CustomerHealth.Reason.VOICE.value
+    at_risk = at_risk | voice
 
     return Scores(
         data=data,
@@ -551,6 +604,7 @@ def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSett
             "at_risk": at_risk,
             "risk_reason": reason,
             "scored_by": np.full(n, run.scored_by, dtype=object),
+            "detractor_day": detractor_day,
         },
     )
 
@@ -561,7 +615,7 @@ FIELDS = [
     "orders", "frequency", "first_purchase_at", "last_purchase_at", "recency_days", "age_days", "typical_gap_days",
     "total_spent", "monetary", "r_score", "f_score", "m_score", "p_alive", "p_lapse", "expected_purchases",
     "expected_next_order_on", "predicted_clv", "segment", "segment_since", "at_risk", "risk_reason", "scored_by",
-    "computed_at",
+    "computed_at", "detractor_at",
 ]  # fmt: skip
 
 
@@ -612,6 +666,7 @@ def _rows(program: Program, now: datetime, scores: Scores) -> Iterator[tuple]:
             c["risk_reason"][i],
             c["scored_by"][i],
             now,
+            when(c["detractor_day"][i]),
         )
 
 
@@ -665,7 +720,7 @@ RAW_COLUMNS = [
     ("total_spent", "float8"), ("monetary", "float8"), ("r_score", "int8"), ("f_score", "int8"),
     ("m_score", "int8"), ("p_alive", "float8"), ("p_lapse", "float8"), ("expected_purchases", "float8"),
     ("next_order_day", "float8"), ("predicted_clv", "float8"), ("segment", "text"), ("at_risk", "bool"),
-    ("risk_reason", "text"),
+    ("risk_reason", "text"), ("detractor_day", "float8"),
 ]  # fmt: skip
 RAW_TYPES = {"int8": np.int64, "float8": float, "text": object, "bool": bool}
 
@@ -717,7 +772,8 @@ def _write_postgresql(program: Program, now: datetime, scores: Scores) -> list[i
                    round(CAST(NULLIF(expected_purchases, 'NaN') AS NUMERIC), 6),
                    CAST(to_timestamp(NULLIF(next_order_day, 'NaN') * 86400) AT TIME ZONE 'UTC' AS DATE),
                    round(CAST(NULLIF(predicted_clv, 'NaN') AS NUMERIC), 2),
-                   segment, %s, at_risk, risk_reason, %s, %s
+                   segment, %s, at_risk, risk_reason, %s, %s,
+                   to_timestamp(NULLIF(detractor_day, 'NaN') * 86400)
               FROM loyalty_health_raw
             ON CONFLICT (member_id) DO UPDATE SET {updates},
                 segment_since = CASE WHEN {table}.segment = EXCLUDED.segment

@@ -35,7 +35,9 @@ from ..models import EmailReceipt, Member, PointsEntry, Program
 logger = logging.getLogger("loyalty.notifications")
 
 #: Sent only with ``member.marketing_consent``; carry the unsubscribe link and headers.
-MARKETING_EMAILS = frozenset({"points_earned", "points_last_chance", "birthday", "monthly_statement"})
+MARKETING_EMAILS = frozenset(
+    {"points_earned", "points_last_chance", "birthday", "monthly_statement", "survey_invitation"}
+)
 #: Always sent: they report the member's own account (the first expiry notice included).
 TRANSACTIONAL_EMAILS = frozenset(
     {

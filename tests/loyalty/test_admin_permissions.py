@@ -23,6 +23,7 @@ from tests.factories import CampaignFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 staff_groups = import_module("loyalty.migrations.0005_staff_groups")
+survey_permissions = import_module("loyalty.migrations.0008_survey_permissions")
 MANAGER, SUPPORT = staff_groups.MANAGER, staff_groups.SUPPORT
 
 
@@ -34,6 +35,7 @@ def groups(db):
     # The migration made them; a transactional test elsewhere may have flushed the tables since,
     # so make sure (the same function, idempotent).
     staff_groups.create_groups(apps)
+    survey_permissions.add_permissions(apps)
     return {group.name: group for group in Group.objects.filter(name__in=[MANAGER, SUPPORT])}
 
 
@@ -153,21 +155,42 @@ def test_the_support_agent_views_customers_and_may_adjust(groups):
         "view_redemption",
         "view_message",
         "change_member",
+        # 0008: customers' survey answers, read-only.
+        "view_survey",
+        "view_surveyinvitation",
+        "view_surveyresponse",
     }
+
+
+def test_surveys_managers_configure_and_everyone_reads_answers(groups):
+    manager, support = codenames(groups[MANAGER]), codenames(groups[SUPPORT])
+
+    assert {"view_survey", "add_survey", "change_survey", "view_surveyresponse", "view_surveyinvitation"} <= manager
+    assert {"view_survey", "view_surveyresponse", "view_surveyinvitation"} <= support
+    edits = {
+        f"{action}_{model}"
+        for action in ("add", "change", "delete")
+        for model in ("surveyresponse", "surveyinvitation")
+    }
+    assert not edits & (manager | support)
+    assert not {"add_survey", "change_survey", "delete_survey"} & support
 
 
 def test_the_migration_creates_its_groups_once_and_reverses_cleanly(groups):
     before = {name: codenames(group) for name, group in groups.items()}
 
     staff_groups.create_groups(apps)  # again: nothing new
+    survey_permissions.add_permissions(apps)
     assert Group.objects.filter(name__in=[MANAGER, SUPPORT]).count() == 2
     assert {name: codenames(Group.objects.get(name=name)) for name in before} == before
 
+    survey_permissions.remove_permissions(apps)  # migrations reverse newest first
     staff_groups.remove_groups(apps)
     assert not Group.objects.filter(name__in=[MANAGER, SUPPORT]).exists()
     assert Permission.objects.filter(codename="change_reward").exists()  # permissions themselves stay
 
     staff_groups.create_groups(apps)
+    survey_permissions.add_permissions(apps)
     assert {name: codenames(Group.objects.get(name=name)) for name in before} == before
 
 
@@ -175,6 +198,7 @@ def test_reversing_keeps_a_group_staff_gave_more_permissions(groups):
     extra = Permission.objects.get(codename="view_user")
     groups[SUPPORT].permissions.add(extra)
 
+    survey_permissions.remove_permissions(apps)
     staff_groups.remove_groups(apps)
 
     assert codenames(Group.objects.get(name=SUPPORT)) == {"view_user"}

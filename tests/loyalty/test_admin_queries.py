@@ -36,6 +36,9 @@ from loyalty.models import (
     Referral,
     Reward,
     SegmentChange,
+    Survey,
+    SurveyInvitation,
+    SurveyResponse,
     Tier,
     TierChange,
 )
@@ -201,6 +204,35 @@ class World:
         )
         HealthRun.objects.bulk_create(
             HealthRun(program=programs[k], started_at=now - timedelta(days=i), finished_at=now)
+            for k, i in enumerate(new)
+        )
+        surveys = Survey.objects.bulk_create(Survey(program=programs[k], name=f"S{i}") for k, i in enumerate(new))
+        SurveyInvitation.objects.bulk_create(
+            SurveyInvitation(
+                survey=surveys[k],
+                program=programs[k],
+                member=members[k],
+                purchase=purchases[k],
+                status=SurveyInvitation.Status.SENT,
+                to_email=f"q{i}@example.com",
+                created_at=now - timedelta(days=i),
+                sent_at=now,
+            )
+            for k, i in enumerate(new)
+        )
+        SurveyResponse.objects.bulk_create(
+            SurveyResponse(
+                survey=surveys[k],
+                program=programs[k],
+                member=members[k],
+                purchase=purchases[k],
+                nps=i % 11,
+                csat=1 + i % 5,
+                comment=f"Comment {i}",
+                is_detractor=i % 11 <= 6,
+                submitted_at=now - timedelta(days=i),
+                updated_at=now - timedelta(days=i),
+            )
             for k, i in enumerate(new)
         )
         assert len(entries) == len(new)

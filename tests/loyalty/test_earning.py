@@ -145,7 +145,8 @@ def test_loyalty_adds_a_small_constant_number_of_queries_per_paid_order(
         without = len(ctx)
     finally:
         connect_adapter()
-    assert with_loyalty - without <= 8, [q["sql"] for q in ctx.captured_queries]
+    # 8 for loyalty, 1 for the demo adapter reading the category of the order's largest line.
+    assert with_loyalty - without <= 9, [q["sql"] for q in ctx.captured_queries]
 
 
 def test_earn_for_purchase_called_again_credits_once(program, customer):

@@ -28,6 +28,7 @@ EXPECTED = {
     "loyalty-fit-health-models": ("loyalty.tasks.fit_health_models", "30 1 * * sun"),
     "loyalty-refresh-health": ("loyalty.tasks.refresh_health", "0 4 * * *"),
     "loyalty-send-monthly-statements": ("loyalty.tasks.send_monthly_statements", "0 8 1 * *"),
+    "loyalty-send-survey-invitations": ("loyalty.tasks.send_survey_invitations", "20 * * * *"),
 }
 
 
@@ -68,8 +69,8 @@ def test_the_first_run_creates_every_loyalty_task_with_its_default(settings):
         assert periodic.enabled and (periodic.args, periodic.kwargs) == ("[]", "{}")
         if periodic.crontab_id:
             assert str(periodic.crontab.timezone) == settings.CELERY_TIMEZONE
-    assert output.count(" created ") == 11
-    assert "Beat tasks: 11 created. Campaigns: nothing." in output
+    assert output.count(" created ") == 12
+    assert "Beat tasks: 12 created. Campaigns: nothing." in output
 
 
 def test_a_second_run_changes_nothing(program):
@@ -80,7 +81,7 @@ def test_a_second_run_changes_nothing(program):
     output = setup()
 
     assert snapshot() == before
-    assert "Beat tasks: 11 unchanged. Campaigns: 1 unchanged." in output
+    assert "Beat tasks: 12 unchanged. Campaigns: 1 unchanged." in output
 
 
 def test_a_schedule_staff_changed_survives_and_reset_restores_it(settings):
@@ -96,15 +97,15 @@ def test_a_schedule_staff_changed_survives_and_reset_restores_it(settings):
     assert loyalty_entries()["loyalty-refresh-health"] == ("loyalty.tasks.refresh_health", "30 5 * * *")
     assert PeriodicTask.objects.get(name="loyalty-recompute-tiers").enabled is False
     assert "kept      loyalty-refresh-health" in kept and "--reset restores it" in kept
-    assert "Beat tasks: 9 unchanged, 2 kept." in kept
+    assert "Beat tasks: 10 unchanged, 2 kept." in kept
 
     reset = setup("--reset")
 
     assert loyalty_entries() == EXPECTED
     assert PeriodicTask.objects.get(name="loyalty-recompute-tiers").enabled is True
     assert "reset     loyalty-refresh-health" in reset and "was loyalty.tasks.refresh_health, 30 5 * * *" in reset
-    assert "Beat tasks: 9 unchanged, 2 reset." in reset
-    assert "Beat tasks: 11 unchanged." in setup("--reset")  # nothing left to reset
+    assert "Beat tasks: 10 unchanged, 2 reset." in reset
+    assert "Beat tasks: 12 unchanged." in setup("--reset")  # nothing left to reset
 
 
 def test_a_dry_run_writes_nothing(program):
@@ -115,9 +116,9 @@ def test_a_dry_run_writes_nothing(program):
     output = setup("--dry-run")
 
     assert snapshot() == before
-    assert output.count("would be created") == 12
+    assert output.count("would be created") == 13
     assert "Dry run: nothing was written." in output
-    assert setup().count(" created ") == 12  # the dry run reported what the real run does
+    assert setup().count(" created ") == 13  # the dry run reported what the real run does
 
 
 def test_campaign_schedules_are_synced_and_orphans_removed(program):
@@ -157,4 +158,4 @@ def test_the_demo_settings_and_the_defaults_agree(settings):
 
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         DatabaseScheduler.Entry.from_entry(name, app=app, **entry)  # what beat does when it starts
-    assert "Beat tasks: 11 unchanged." in setup()
+    assert "Beat tasks: 12 unchanged." in setup()

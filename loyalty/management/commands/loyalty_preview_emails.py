@@ -18,9 +18,10 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from loyalty.models import Campaign, Member, Program, Tier
+from loyalty.models import Campaign, Member, Program, Survey, Tier
 from loyalty.services.campaigns import campaign_preview, campaign_sample_member
 from loyalty.services.notifications import is_marketing, member_email_render
+from loyalty.services.surveys import survey_email_context, survey_url
 
 SAMPLE_CODE = "PREVIEW-CODE"
 
@@ -58,6 +59,12 @@ def sample_emails(today) -> list[tuple[str, str, dict]]:
             "monthly_statement",
             "monthly_statement",
             {"month": month, "earned": 180, "spent": 500, "expiring": 120, "expiring_by": later},
+        ),
+        (
+            "survey_invitation",
+            "survey_invitation",
+            # The preview link: the survey page refuses it as an invalid link.
+            survey_email_context(survey=Survey(name="preview"), url=survey_url(None), order="1042") | {"points": 50},
         ),
     ]
 

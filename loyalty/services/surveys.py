@@ -1,0 +1,556 @@
+"""Post-purchase satisfaction surveys: who is asked, the email, the signed link, the answer.
+
+- ``surveys_send_due`` (hourly beat task) selects in SQL, per active survey, the paid orders
+  that became due (paid between ``delay + window`` and ``delay`` days ago) of members a
+  marketing email may reach, at most the latest order per member and none for a member asked
+  within ``min_days_between`` days; it writes one ``SurveyInvitation`` per order (the unique
+  order makes a rerun add nothing) and enqueues ``send_survey_invitation`` after commit.
+- ``invitation_send`` (one Celery task per invitation) sends under the invitation's row lock,
+  checking consent again, so a duplicate task sends nothing and a withdrawn consent is honoured.
+- The email links to ``/loyalty/survey/<token>/``: a signed, time-limited token
+  (:data:`LINK_MAX_AGE`) that is the customer's credential; no login needed.
+- ``survey_response_submit`` stores THE answer for the order (one per order), editable for
+  :data:`EDIT_WINDOW` after the first submit, and pays the programme's "Survey answered"
+  earning rules once, when the answer is first stored.
+
+Lock order is member, then invitation (as in campaigns: member, then message).
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q, Sum
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from ..conf import loyalty_settings
+from ..config_cache import paying_rules
+from ..exceptions import LoyaltyError
+from ..models import EarningRule, Member, PointsEntry, Purchase, Survey, SurveyInvitation, SurveyResponse
+from . import feedback
+from .campaigns import marketing_reachable
+from .notifications import MemberEmail, member_email_render, member_language, site_url
+from .rules import _bonus
+
+logger = logging.getLogger("loyalty.surveys")
+
+Status = SurveyInvitation.Status
+CHUNK_SIZE = 1000
+TOKEN_SALT = "loyalty.surveys.link"
+#: How long the link in a survey email works.
+LINK_MAX_AGE = timedelta(days=60)
+#: How long after the first submit an answer may still be changed.
+EDIT_WINDOW = timedelta(hours=24)
+COMMENT_MAX_LENGTH = 4000
+#: Orders in these states are surveyed; refunded and cancelled ones are not.
+SURVEYED_STATUSES = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
+#: A queued invitation older than this whose task never ran (no attempt) is queued again.
+STALE_QUEUED = timedelta(hours=1)
+TEMPLATE = "survey_invitation"
+NPS_SCALE = list(range(11))
+
+
+class SurveyError(LoyaltyError):
+    code = "survey_error"
+
+
+class SurveyLinkInvalid(SurveyError):
+    """A survey link that is garbled, changed, signed for something else, expired (code
+    ``survey_link_expired``) or whose invitation is gone (code ``survey_not_found``)."""
+
+    code = "survey_link_invalid"
+
+
+class SurveyAnswerInvalid(SurveyError):
+    """The answer cannot be stored as given; ``extra["field"]`` names the question (or ``None``)."""
+
+    code = "survey_answer_invalid"
+
+
+class SurveyAlreadyAnswered(SurveyError):
+    """The order's answer was given more than :data:`EDIT_WINDOW` ago and can no longer change."""
+
+    code = "survey_already_answered"
+
+
+class InvitationSendRetry(Exception):
+    """Sending failed for a reason that may pass (SMTP, network): the task tries again later."""
+
+    def __init__(self, invitation_id: int, attempts: int, error: str) -> None:
+        super().__init__(f"survey invitation {invitation_id}, attempt {attempts}: {error}")
+        self.invitation_id, self.attempts, self.error = invitation_id, attempts, error
+
+
+# --- selecting and queueing ----------------------------------------------------------------
+
+
+def survey_due_purchases(*, survey: Survey, now: datetime):
+    """The purchases ``survey`` would invite for now (one query): paid (or partly refunded)
+    orders of reachable members, paid in ``[now - delay - window, now - delay]``, not invited
+    yet, the member not invited within ``min_days_between`` days, and only each member's
+    latest such order (the others of a burst of orders are never surveyed)."""
+    newest = now - timedelta(days=survey.delay_days)
+    oldest = newest - timedelta(days=survey.window_days)
+    in_window = Purchase.objects.filter(
+        program_id=survey.program_id,
+        status__in=SURVEYED_STATUSES,
+        occurred_at__gte=oldest,
+        occurred_at__lte=newest,
+    )
+    later = in_window.filter(member_id=OuterRef("member_id")).filter(
+        Q(occurred_at__gt=OuterRef("occurred_at")) | Q(occurred_at=OuterRef("occurred_at"), pk__gt=OuterRef("pk"))
+    )
+    invited = SurveyInvitation.objects.filter(purchase_id=OuterRef("pk"))
+    recently_asked = SurveyInvitation.objects.filter(
+        member_id=OuterRef("member_id"), created_at__gt=now - timedelta(days=survey.min_days_between)
+    )
+    reachable = marketing_reachable(Member.objects.filter(program_id=survey.program_id))
+    return in_window.filter(
+        member_id__isnull=False,
+        member_id__in=reachable.values("pk"),
+    ).filter(~Exists(later), ~Exists(invited), ~Exists(recently_asked))
+
+
+def survey_select(*, survey: Survey, now: datetime | None = None) -> int:
+    """Write this run's invitations for ``survey`` and enqueue their send tasks on commit;
+    returns how many were written. A survey or programme switched off selects nothing. Runs
+    of one survey take turns (a row lock on it)."""
+    now = now or timezone.now()
+    selected = 0
+    with transaction.atomic():
+        current = Survey.objects.select_for_update().select_related("program").filter(pk=survey.pk).first()
+        if current is None or not current.is_active or not current.program.is_active:
+            return 0
+        selection = survey_due_purchases(survey=current, now=now).order_by("pk")
+        last_id = 0
+        while chunk := list(selection.filter(pk__gt=last_id).values_list("pk", "member_id")[:CHUNK_SIZE]):
+            SurveyInvitation.objects.bulk_create(
+                [
+                    SurveyInvitation(
+                        survey_id=current.pk,
+                        program_id=current.program_id,
+                        member_id=member_id,
+                        purchase_id=purchase_id,
+                        status=Status.QUEUED,
+                        created_at=now,
+                    )
+                    for purchase_id, member_id in chunk
+                ],
+                ignore_conflicts=True,
+            )
+            selected += len(chunk)
+            last_id = chunk[-1][0]
+        survey_id = current.pk
+        transaction.on_commit(lambda: _enqueue(survey_id, now))
+    if selected:
+        logger.info("Survey %s: %s invitations queued.", survey.pk, selected)
+    return selected
+
+
+def surveys_send_due(*, now: datetime | None = None) -> dict[str, int]:
+    """Beat task (hourly): every active survey of an active programme selects its due orders.
+    Returns ``{"surveys": <surveys run>, "queued": <invitations written>}``."""
+    now = now or timezone.now()
+    result = {"surveys": 0, "queued": 0}
+    for survey in Survey.objects.filter(is_active=True, program__is_active=True).order_by("pk"):
+        try:
+            result["queued"] += survey_select(survey=survey, now=now)
+            result["surveys"] += 1
+        except Exception:  # one broken survey must not stop the others; the next run tries again
+            logger.exception("Survey %s could not select its invitations.", survey.pk)
+    return result
+
+
+def _enqueue(survey_id: int, now: datetime) -> None:
+    """One ``send_survey_invitation`` task per invitation this run wrote, and per queued one
+    whose task never ran (a broker outage): a duplicate task sends nothing."""
+    from ..tasks import send_survey_invitation
+
+    queued = (
+        SurveyInvitation.objects.filter(survey_id=survey_id, status=Status.QUEUED)
+        .filter(Q(created_at=now) | Q(attempts=0, created_at__lt=now - STALE_QUEUED))
+        .order_by("pk")
+    )
+    last_id, enqueued = 0, 0
+    try:
+        with send_survey_invitation.app.producer_or_acquire() as producer:
+            while ids := list(queued.filter(pk__gt=last_id).values_list("pk", flat=True)[:CHUNK_SIZE]):
+                for invitation_id in ids:
+                    send_survey_invitation.apply_async((invitation_id,), producer=producer)
+                enqueued += len(ids)
+                last_id = ids[-1]
+    except Exception:
+        logger.exception(
+            "Survey %s: %s send tasks queued, then the broker failed; the next run queues the rest.",
+            survey_id,
+            enqueued,
+        )
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+def _skip_reason(invitation: SurveyInvitation, member: Member) -> str:
+    survey, user = invitation.survey, member.user
+    if not survey.is_active:
+        return "The survey was switched off before the email was sent."
+    if not survey.program.is_active:
+        return "The programme is switched off."
+    if not member.marketing_consent:
+        return "The member has withdrawn marketing consent."
+    if not getattr(user, "is_active", True):
+        return "The customer's account is deactivated."
+    if not (getattr(user, user.get_email_field_name(), "") or "").strip():
+        return "The customer has no email address."
+    if invitation.purchase.status not in SURVEYED_STATUSES:
+        return "The order was refunded or cancelled."
+    return ""
+
+
+def survey_language(*, survey: Survey, member: Member) -> str:
+    return survey.language or member_language(member)
+
+
+def survey_url(invitation: SurveyInvitation | None, *, nps: int | None = None) -> str:
+    """The absolute link to the survey page (``None``: the preview link, which the page refuses)."""
+    token = survey_token(invitation) if invitation is not None and invitation.pk else PREVIEW_TOKEN
+    url = f"{site_url()}{reverse('loyalty:survey', args=[token])}"
+    return url if nps is None else f"{url}?nps={nps}"
+
+
+def survey_email_context(*, survey: Survey, url: str, order: str) -> dict[str, Any]:
+    """What the survey email's templates use (JSON-serialisable, so previews can queue it)."""
+    return {
+        "survey_url": url,
+        "order": order,
+        "ask_nps": survey.ask_nps,
+        "nps_question": survey.nps_question,
+        "nps_scale": NPS_SCALE,
+        "points": survey_points(survey=survey),
+    }
+
+
+def survey_points(*, survey: Survey, at: datetime | None = None) -> int:
+    """The points an answer earns now through the programme's "Survey answered" rules."""
+    if not survey.program_id:
+        return 0
+    return sum(
+        rule.points for rule in paying_rules(survey.program, EarningRule.Kind.SURVEY_ANSWERED, at or timezone.now())
+    )
+
+
+def invitation_render(*, invitation: SurveyInvitation, member: Member) -> MemberEmail:
+    """Subject, text, HTML and the one-click unsubscribe headers, in the survey's language."""
+    context = survey_email_context(
+        survey=invitation.survey, url=survey_url(invitation), order=invitation.purchase.order_reference
+    )
+    return member_email_render(
+        member=member,
+        template=TEMPLATE,
+        context=context,
+        language=survey_language(survey=invitation.survey, member=member),
+    )
+
+
+def _close(invitation: SurveyInvitation, status: str, error: str) -> str:
+    invitation.status, invitation.last_error = status, error[:2000]
+    invitation.save(update_fields=["status", "last_error"])
+    return status
+
+
+def invitation_send(*, invitation_id: int, now: datetime | None = None) -> str:
+    """Send one queued invitation; returns the outcome (``sent``, ``skipped``, ``failed``,
+    ``missing``, ``not_queued``). Raises :class:`InvitationSendRetry` on an SMTP or network
+    error until ``CAMPAIGN_MAX_ATTEMPTS`` attempts; then the invitation is ``failed`` with the
+    error kept. Sends under the invitation's row lock: a duplicate task waits, then finds it sent."""
+    now = now or timezone.now()
+    retry: InvitationSendRetry | None = None
+    with transaction.atomic():
+        invitation = (
+            SurveyInvitation.objects.select_for_update(of=("self",))
+            .select_related("survey__program", "purchase")
+            .filter(pk=invitation_id)
+            .first()
+        )
+        if invitation is None:
+            return "missing"
+        if invitation.status != Status.QUEUED:
+            return "not_queued"
+        member = Member.objects.select_related("program", "user", "tier").filter(pk=invitation.member_id).first()
+        if member is None:
+            return "missing"
+        if reason := _skip_reason(invitation, member):
+            return _close(invitation, Status.SKIPPED, reason)
+        rendered = invitation_render(invitation=invitation, member=member)
+        to = getattr(member.user, member.user.get_email_field_name())
+        email = EmailMultiAlternatives(
+            subject=rendered.subject,
+            body=rendered.text,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[to],
+            headers=dict(rendered.headers),
+        )
+        if rendered.html is not None:
+            email.attach_alternative(rendered.html, "text/html")
+        invitation.attempts += 1
+        try:
+            email.send()
+        except (smtplib.SMTPException, OSError) as exc:
+            invitation.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if invitation.attempts >= loyalty_settings.CAMPAIGN_MAX_ATTEMPTS:
+                invitation.status = Status.FAILED
+                logger.error(
+                    "Survey invitation %s failed after %s attempts: %s", invitation_id, invitation.attempts, exc
+                )
+            else:
+                retry = InvitationSendRetry(invitation_id, invitation.attempts, invitation.last_error)
+            invitation.save(update_fields=["attempts", "last_error", "status"])
+        else:
+            invitation.status, invitation.sent_at, invitation.to_email = Status.SENT, now, to
+            invitation.save(update_fields=["attempts", "status", "sent_at", "to_email"])
+    if retry is not None:
+        raise retry
+    return invitation.status
+
+
+def invitation_opened(*, invitation: SurveyInvitation, at: datetime | None = None) -> bool:
+    """Record the first time the survey page was opened; ``True`` if this was it."""
+    at = at or timezone.now()
+    first = SurveyInvitation.objects.filter(pk=invitation.pk, opened_at__isnull=True).update(opened_at=at)
+    if first:
+        invitation.opened_at = at
+    return bool(first)
+
+
+# --- the signed link -------------------------------------------------------------------------
+# The invitation id, signed with a salt of its own and a timestamp: changing the id breaks the
+# signature, a campaign token does not work here, and after LINK_MAX_AGE the link is refused.
+
+#: Stands in for the token in previews: the page refuses it as an invalid link.
+PREVIEW_TOKEN = "preview"
+
+
+def survey_token(invitation: SurveyInvitation) -> str:
+    return signing.dumps(invitation.pk, salt=TOKEN_SALT)
+
+
+def survey_token_load(token: str, *, max_age: timedelta = LINK_MAX_AGE) -> SurveyInvitation:
+    """The invitation a token was made for, with its survey, programme, member and order.
+    Raises :class:`SurveyLinkInvalid` (codes ``survey_link_invalid``, ``survey_link_expired``,
+    ``survey_not_found``)."""
+    try:
+        invitation_id = signing.loads(token, salt=TOKEN_SALT, max_age=max_age)
+    except signing.SignatureExpired:
+        raise SurveyLinkInvalid(
+            _("This survey link has expired: survey links work for %(days)d days.") % {"days": max_age.days},
+            code="survey_link_expired",
+        ) from None
+    except signing.BadSignature:
+        raise SurveyLinkInvalid(_("This survey link is not valid.")) from None
+    if not isinstance(invitation_id, int) or isinstance(invitation_id, bool):
+        raise SurveyLinkInvalid(_("This survey link is not valid."))
+    invitation = (
+        SurveyInvitation.objects.select_related("survey__program", "member__user", "member__program", "purchase")
+        .filter(pk=invitation_id)
+        .first()
+    )
+    if invitation is None:
+        raise SurveyLinkInvalid(_("This survey no longer exists."), code="survey_not_found")
+    return invitation
+
+
+# --- answering ---------------------------------------------------------------------------------
+
+
+def is_detractor(*, nps: int | None, csat: int | None) -> bool:
+    """NPS 0-6 or CSAT 1-2."""
+    return (nps is not None and nps <= 6) or (csat is not None and csat <= 2)
+
+
+def _score(value: Any, *, low: int, high: int, field: str, message: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise SurveyAnswerInvalid(message, extra={"field": field})
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SurveyAnswerInvalid(message, extra={"field": field}) from None
+    if str(number) != str(value).strip() or not low <= number <= high:
+        raise SurveyAnswerInvalid(message, extra={"field": field})
+    return number
+
+
+def survey_answer_clean(
+    *, survey: Survey, nps: Any, csat: Any, comment: str | None
+) -> tuple[int | None, int | None, str]:
+    """The answer as stored: scores as numbers (``None`` for a question not answered or not
+    asked), the comment stripped. Raises :class:`SurveyAnswerInvalid` with a message to show."""
+    nps = (
+        _score(nps, low=0, high=10, field="nps", message=_("Choose a score from 0 to 10.")) if survey.ask_nps else None
+    )
+    csat = (
+        _score(csat, low=1, high=5, field="csat", message=_("Choose a rating from 1 to 5."))
+        if survey.ask_csat
+        else None
+    )
+    comment = (comment or "").strip() if survey.ask_comment else ""
+    if len(comment) > COMMENT_MAX_LENGTH:
+        raise SurveyAnswerInvalid(
+            _("Please keep your comment under %(limit)d characters (it has %(length)d).")
+            % {"limit": COMMENT_MAX_LENGTH, "length": len(comment)},
+            extra={"field": "comment"},
+        )
+    if nps is None and csat is None and not comment:
+        raise SurveyAnswerInvalid(_("Please answer at least one question."), extra={"field": None})
+    return nps, csat, comment
+
+
+def response_editable(response: SurveyResponse, *, now: datetime | None = None) -> bool:
+    return (now or timezone.now()) <= response.submitted_at + EDIT_WINDOW
+
+
+def _award(member: Member, response: SurveyResponse, at: datetime) -> int:
+    """The programme's "Survey answered" rules pay once per order (key ``survey:<purchase>:rule:<rule>``)."""
+    points = 0
+    for rule in paying_rules(member.program, EarningRule.Kind.SURVEY_ANSWERED, at):
+        if rule.points <= 0:
+            continue
+        entry = _bonus(
+            member,
+            rule,
+            survey_points_key(purchase_id=response.purchase_id, rule_id=rule.pk),
+            at=at,
+            reference=f"survey:{response.purchase.order_reference}"[:100],
+            purchase=response.purchase,
+            locked=True,
+        )
+        points += entry.points
+        member.balance += entry.points  # the caller's member stays current for the next credit
+    return points
+
+
+def survey_points_key(*, purchase_id: int, rule_id: int) -> str:
+    return f"survey:{purchase_id}:rule:{rule_id}"
+
+
+def survey_response_submit(
+    *,
+    invitation: SurveyInvitation,
+    nps: Any = None,
+    csat: Any = None,
+    comment: str | None = "",
+    language: str = "",
+    now: datetime | None = None,
+) -> tuple[SurveyResponse, bool]:
+    """Store the answer for the invitation's order: ``(response, created)``.
+
+    The first submit creates THE response for the order and pays the "Survey answered" rules
+    (``response.points_awarded``); a submit within :data:`EDIT_WINDOW` of the first changes it
+    (no points); a later one raises :class:`SurveyAlreadyAnswered`. Bad input raises
+    :class:`SurveyAnswerInvalid`. Both write nothing. Concurrent submits for one order take
+    turns on the member's and the invitation's row locks: one creates, the other edits.
+    ``feedback.response_saved`` runs in the same transaction.
+    """
+    now = now or timezone.now()
+    survey = invitation.survey
+    nps, csat, comment = survey_answer_clean(survey=survey, nps=nps, csat=csat, comment=comment)
+    language = (language or "")[:10]
+    with transaction.atomic():
+        member = Member.objects.select_for_update(of=("self",)).select_related("program").get(pk=invitation.member_id)
+        SurveyInvitation.objects.select_for_update().filter(pk=invitation.pk).first()
+        response = (
+            SurveyResponse.objects.select_for_update()
+            .select_related("purchase")
+            .filter(purchase_id=invitation.purchase_id)
+            .first()
+        )
+        created = response is None
+        if created:
+            response = SurveyResponse(
+                survey=survey,
+                program_id=invitation.program_id,
+                member_id=invitation.member_id,
+                purchase=invitation.purchase,
+                submitted_at=now,
+            )
+        elif not response_editable(response, now=now):
+            raise SurveyAlreadyAnswered(
+                _("You already answered this survey on %(date)s. Thank you!")
+                % {"date": date_format(timezone.localtime(response.submitted_at), "DATE_FORMAT")},
+                extra={"response_id": response.pk},
+            )
+        response.nps, response.csat, response.comment = nps, csat, comment
+        response.is_detractor = is_detractor(nps=nps, csat=csat)
+        response.language, response.updated_at = language, now
+        try:
+            response.full_clean(exclude=["survey", "program", "member", "purchase"], validate_unique=False)
+        except ValidationError as exc:  # the checks above should have caught it; never store a bad answer
+            raise SurveyAnswerInvalid(" ".join(exc.messages)) from exc
+        if created:
+            try:
+                with transaction.atomic():
+                    response.save(force_insert=True)
+            except IntegrityError:
+                # Without row locks (SQLite) a concurrent first submit won: this one is an edit of it.
+                raise SurveyAlreadyAnswered(_("Your answer was just saved. Thank you!")) from None
+            response.points_awarded = _award(member, response, now)
+        else:
+            response.save()
+            response.points_awarded = 0
+        feedback.response_saved(response=response)
+    logger.info(
+        "Survey %s: answer for order %s %s.", survey.pk, invitation.purchase_id, "stored" if created else "changed"
+    )
+    return response, created
+
+
+# --- reads for the page -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SurveyPage:
+    """What the survey page shows: the invitation (with survey, member, order), the answer if
+    any, whether it may still change, and the points the answer earned."""
+
+    invitation: SurveyInvitation
+    response: SurveyResponse | None
+    editable: bool
+    edit_until: datetime | None
+    points_earned: int
+    balance: int
+
+
+def survey_page(*, invitation: SurveyInvitation, now: datetime | None = None) -> SurveyPage:
+    """Two queries: the answer and the points it earned (whatever the member's history)."""
+    response = SurveyResponse.objects.filter(purchase_id=invitation.purchase_id).first()
+    points = 0
+    if response is not None:
+        points = (
+            PointsEntry.objects.filter(
+                program_id=invitation.program_id,
+                member_id=invitation.member_id,
+                idempotency_key__startswith=f"survey:{invitation.purchase_id}:rule:",
+            ).aggregate(total=Sum("points"))["total"]
+            or 0
+        )
+    return SurveyPage(
+        invitation=invitation,
+        response=response,
+        editable=response is None or response_editable(response, now=now),
+        edit_until=response.submitted_at + EDIT_WINDOW if response is not None else None,
+        points_earned=points,
+        balance=invitation.member.balance,
+    )
