@@ -24,7 +24,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,7 +37,7 @@ os.environ.setdefault("DEBUG", "False")
 
 TARGET_SECONDS = 300.0
 TARGET_ORDERS = 1_000_000
-START = datetime(2022, 6, 1, tzinfo=UTC)
+START = datetime(2022, 6, 1, tzinfo=timezone.utc)
 YEARS = 3
 
 

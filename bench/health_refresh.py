@@ -44,7 +44,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -57,7 +57,7 @@ os.environ.setdefault("DEBUG", "False")
 
 TARGET_SECONDS = 60.0
 TARGET_MEMBERS = 1_000_000
-NOW = datetime(2025, 6, 2, 2, 0, tzinfo=UTC)  # the first nightly run; the data ends here
+NOW = datetime(2025, 6, 2, 2, 0, tzinfo=timezone.utc)  # the first nightly run; the data ends here
 LOADED_TABLES = ("auth_user", "loyalty_member", "loyalty_purchase")
 
 
@@ -426,7 +426,7 @@ def naive_refresh(*, member_ids: list[int], program, now: datetime, run, policy)
             first=Min("occurred_at"),
             last=Max("occurred_at"),
             orders=Count("pk"),
-            days=Count(TruncDate("occurred_at", tzinfo=UTC), distinct=True),
+            days=Count(TruncDate("occurred_at", tzinfo=timezone.utc), distinct=True),
             spent=Sum(F("amount") - F("refunded_amount")),
         )
         values = {"program": program, "segment_since": now, "computed_at": now, "scored_by": run.scored_by}

@@ -7,6 +7,7 @@ Everything has a default that runs on a fresh machine (SQLite, a bundled broker 
 import os
 from pathlib import Path
 
+import django
 import environ
 
 from loyalty.schedules import beat_schedule
@@ -81,7 +82,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
     # Take the write lock when a transaction starts: a worker that read first and then writes
     # would otherwise fail at once with "database is locked" instead of waiting its turn.
-    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    if django.VERSION >= (5, 1):
+        DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    else:  # Django 4.2 has no transaction_mode: the same through a thin backend.
+        DATABASES["default"]["ENGINE"] = "config.sqlite_immediate"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -17,5 +17,6 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("account/register/", views.register, name="register"),
     path("account/login/", views.LoginView.as_view(), name="login"),
-    path("account/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # POST only (Django 4.2's LogoutView also logs out on GET).
+    path("account/logout/", auth_views.LogoutView.as_view(http_method_names=["post", "options"]), name="logout"),
 ]

@@ -1,10 +1,16 @@
 import os
 
+import django
 import pytest
 from django.db import connection
+from django.http import HttpResponse
 
 from tests.factories import ProgramFactory, UserFactory
 from tests.workers import celery_worker  # noqa: F401  (a fixture for the end-to-end tests)
+
+if django.VERSION < (5, 0):
+    # HttpResponse.text is Django 5.0+; the tests read it on 4.2 too (scripts/matrix).
+    HttpResponse.text = property(lambda self: self.content.decode(self.charset or "utf-8"))
 
 
 @pytest.fixture

@@ -10,11 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 LOYALTY = ROOT / "loyalty"
@@ -91,7 +95,7 @@ def test_wheel_metadata(wheel):
     assert metadata["Version"] == "0.1.0"
     assert metadata["Requires-Python"] == ">=3.10"
     requires = metadata.get_all("Requires-Dist")
-    assert "Django>=5.1" in requires
+    assert "Django>=4.2" in requires
     assert any(r.startswith("django-celery-beat") and 'extra == "beat"' in r for r in requires)
 
 

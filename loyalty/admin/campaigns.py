@@ -10,7 +10,7 @@ from django import forms
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.admin.sites import NotRegistered  # admin.exceptions only from Django 5.0
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
@@ -24,6 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import get_model_admin
 from ..models import Campaign, Member, Message, Segment
 from ..selectors import campaign_report
 from ..services.campaigns import (
@@ -309,7 +310,7 @@ class CampaignAdmin(admin.ModelAdmin):
     def _can_pick_members(self, request: HttpRequest) -> bool:
         """Real members' data in the preview only for staff who may see members anyway."""
         try:
-            return self.admin_site.get_model_admin(Member).has_view_permission(request)
+            return get_model_admin(self.admin_site, Member).has_view_permission(request)
         except NotRegistered:
             return request.user.has_perm("loyalty.view_member")
 
@@ -330,7 +331,7 @@ class CampaignAdmin(admin.ModelAdmin):
             matches = list(members.filter(pk=int(query)))
         else:
             try:
-                member_admin = self.admin_site.get_model_admin(Member)
+                member_admin = get_model_admin(self.admin_site, Member)
             except NotRegistered:
                 found = members.filter(**{f"user__{get_user_model().get_email_field_name()}__iexact": query})
             else:

@@ -10,6 +10,8 @@ from ..models import Member, PointsEntry, Redemption, Reward, Segment
 from ..selectors import history_row
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
+#: Ids fit a BigAutoField: larger ones are refused as input (Django < 5.0 on SQLite would raise on them).
+MAX_ID = 2**63 - 1
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -144,7 +146,7 @@ IDEMPOTENCY_KEY_MAX = 100
 
 
 class RedeemRequestSerializer(serializers.Serializer):
-    reward = serializers.IntegerField(min_value=1, help_text="The id of a reward from GET rewards/.")
+    reward = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The id of a reward from GET rewards/.")
     idempotency_key = serializers.CharField(
         max_length=IDEMPOTENCY_KEY_MAX,
         help_text="A key the client makes per redemption attempt (e.g. a UUID): sending it again "
@@ -249,8 +251,8 @@ class StaffMemberDetailSerializer(StaffMemberSerializer):
 
 
 class StaffMemberFilterSerializer(serializers.Serializer):
-    program = serializers.IntegerField(required=False, min_value=1)
-    tier = serializers.IntegerField(required=False, min_value=1)
+    program = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    tier = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     segment = serializers.ChoiceField(choices=Segment.choices, required=False)
     at_risk = serializers.BooleanField(required=False, allow_null=True, default=None)
     search = serializers.CharField(required=False, max_length=254, help_text="Part of the member's email.")
@@ -287,7 +289,7 @@ class AdjustmentSerializer(serializers.ModelSerializer):
 
 
 class KpiQuerySerializer(serializers.Serializer):
-    program = serializers.IntegerField(min_value=1)
+    program = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     start = serializers.DateTimeField(required=False, help_text="Default: 365 days before ``end``.")
     end = serializers.DateTimeField(required=False, help_text="Default: now. The period is [start, end).")
     compare = serializers.BooleanField(required=False, default=True, help_text="Also the equal period before.")

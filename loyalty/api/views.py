@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,8 +33,17 @@ ERRORS = {
 }
 
 
-#: Path ids are positive integers (the URL pattern ``<int:pk>`` matches no sign).
-ID_PARAM = OpenApiParameter("id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH)
+#: Path ids are positive integers (the URL pattern ``<int:pk>`` matches no sign) that fit a BigAutoField.
+ID_PARAM = OpenApiParameter("id", {"type": "integer", "minimum": 1, "maximum": s.MAX_ID}, OpenApiParameter.PATH)
+
+
+class PathIdMixin:
+    """A path id beyond any BigAutoField is simply not found (Django < 5.0 on SQLite would raise on it)."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if kwargs.get("pk", 0) > s.MAX_ID:
+            raise NotFound()
 
 
 def errors(*codes: int) -> dict:
@@ -75,7 +85,7 @@ def _program_filter(request) -> int | None:
     value = request.query_params.get("program")
     if value in (None, ""):
         return None
-    field = s.serializers.IntegerField(min_value=1)
+    field = s.serializers.IntegerField(min_value=1, max_value=s.MAX_ID)
     return field.run_validation(value) if value else None
 
 
@@ -158,7 +168,7 @@ class RedemptionListView(generics.ListCreateAPIView):
 
 
 @extend_schema(tags=["customer"], parameters=[ID_PARAM], responses={200: s.RedemptionSerializer, **errors(404)})
-class RedemptionDetailView(generics.RetrieveAPIView):
+class RedemptionDetailView(PathIdMixin, generics.RetrieveAPIView):
     """One of the customer's redemptions (another customer's id: 404)."""
 
     permission_classes = [IsAuthenticated]
@@ -248,7 +258,7 @@ class StaffMemberListView(StaffMixin, generics.ListAPIView):
 
 
 @extend_schema(tags=["staff"], parameters=[ID_PARAM], responses={200: s.StaffMemberDetailSerializer, **errors(404)})
-class StaffMemberDetailView(StaffMixin, generics.RetrieveAPIView):
+class StaffMemberDetailView(PathIdMixin, StaffMixin, generics.RetrieveAPIView):
     """One member, with their customer health (segment, RFM, P(alive), predicted value)."""
 
     serializer_class = s.StaffMemberDetailSerializer
@@ -257,7 +267,7 @@ class StaffMemberDetailView(StaffMixin, generics.RetrieveAPIView):
         return staff_members()
 
 
-class StaffAdjustView(StaffMixin, APIView):
+class StaffAdjustView(PathIdMixin, StaffMixin, APIView):
     """Add or take away points with a reason, recorded with the staff user (``services.adjust_points``).
 
     Needs ``loyalty.change_member``; support agents (without ``loyalty.change_program``) are held to
@@ -343,7 +353,7 @@ class StaffKpisView(StaffMixin, APIView):
 
 
 @extend_schema(tags=["staff"], parameters=[ID_PARAM], responses={200: s.CampaignReportSerializer, **errors(404)})
-class StaffCampaignReportView(StaffMixin, APIView):
+class StaffCampaignReportView(PathIdMixin, StaffMixin, APIView):
     """What a campaign achieved against its control group (``selectors.campaign_report``)."""
 
     required_perms = ("loyalty.view_campaign",)

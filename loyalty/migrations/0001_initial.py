@@ -5,6 +5,7 @@ import django.db.models.deletion
 from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
+from loyalty.compat import check_constraint
 
 
 class Migration(migrations.Migration):
@@ -56,7 +57,7 @@ class Migration(migrations.Migration):
                 'verbose_name': 'programme',
                 'verbose_name_plural': 'programmes',
                 'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('points_per_unit__gte', 0)), name='loyalty_program_rate_not_negative'), models.CheckConstraint(condition=models.Q(('point_value__gte', 0)), name='loyalty_program_value_not_negative')],
+                'constraints': [check_constraint(condition=models.Q(('points_per_unit__gte', 0)), name='loyalty_program_rate_not_negative'), check_constraint(condition=models.Q(('point_value__gte', 0)), name='loyalty_program_value_not_negative')],
             },
         ),
         migrations.CreateModel(
@@ -136,15 +137,15 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='purchase',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='loyalty_purchase_amount_not_negative'),
+            constraint=check_constraint(condition=models.Q(('amount__gte', 0)), name='loyalty_purchase_amount_not_negative'),
         ),
         migrations.AddConstraint(
             model_name='purchase',
-            constraint=models.CheckConstraint(condition=models.Q(('refunded_amount__gte', 0), ('refunded_amount__lte', models.F('amount'))), name='loyalty_purchase_refund_within_amount'),
+            constraint=check_constraint(condition=models.Q(('refunded_amount__gte', 0), ('refunded_amount__lte', models.F('amount'))), name='loyalty_purchase_refund_within_amount'),
         ),
         migrations.AddConstraint(
             model_name='purchase',
-            constraint=models.CheckConstraint(condition=models.Q(('points_reversed__lte', models.F('points_earned'))), name='loyalty_purchase_reversal_within_earned'),
+            constraint=check_constraint(condition=models.Q(('points_reversed__lte', models.F('points_earned'))), name='loyalty_purchase_reversal_within_earned'),
         ),
         migrations.AddIndex(
             model_name='pointsentry',
@@ -160,10 +161,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='pointsentry',
-            constraint=models.CheckConstraint(condition=models.Q(('points', 0), _negated=True), name='loyalty_entry_points_not_zero'),
+            constraint=check_constraint(condition=models.Q(('points', 0), _negated=True), name='loyalty_entry_points_not_zero'),
         ),
         migrations.AddConstraint(
             model_name='pointsentry',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('points__lt', 0), ('remaining', 0)), models.Q(('points__gt', 0), ('remaining__lte', models.F('points'))), _connector='OR'), name='loyalty_entry_remaining_within_credit'),
+            constraint=check_constraint(condition=models.Q(models.Q(('points__lt', 0), ('remaining', 0)), models.Q(('points__gt', 0), ('remaining__lte', models.F('points'))), _connector='OR'), name='loyalty_entry_remaining_within_credit'),
         ),
     ]

@@ -4,6 +4,7 @@ import django.core.validators
 import django.db.models.deletion
 from decimal import Decimal
 from django.db import migrations, models
+from loyalty.compat import check_constraint
 
 
 class Migration(migrations.Migration):
@@ -197,7 +198,7 @@ class Migration(migrations.Migration):
                 'verbose_name': 'earning rule',
                 'verbose_name_plural': 'earning rules',
                 'ordering': ['program', 'kind', 'name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('active_until__isnull', True), ('active_from__isnull', True), ('active_until__gt', models.F('active_from')), _connector='OR'), name='loyalty_rule_window_ordered')],
+                'constraints': [check_constraint(condition=models.Q(('active_until__isnull', True), ('active_from__isnull', True), ('active_until__gt', models.F('active_from')), _connector='OR'), name='loyalty_rule_window_ordered')],
             },
         ),
         migrations.CreateModel(
@@ -230,18 +231,18 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='tier',
-            constraint=models.CheckConstraint(condition=models.Q(('multiplier__gte', 0)), name='loyalty_tier_multiplier_not_negative'),
+            constraint=check_constraint(condition=models.Q(('multiplier__gte', 0)), name='loyalty_tier_multiplier_not_negative'),
         ),
         migrations.AddConstraint(
             model_name='reward',
-            constraint=models.CheckConstraint(condition=models.Q(('points_cost__gt', 0)), name='loyalty_reward_cost_positive'),
+            constraint=check_constraint(condition=models.Q(('points_cost__gt', 0)), name='loyalty_reward_cost_positive'),
         ),
         migrations.AddConstraint(
             model_name='reward',
-            constraint=models.CheckConstraint(condition=models.Q(('value__gte', 0)), name='loyalty_reward_value_not_negative'),
+            constraint=check_constraint(condition=models.Q(('value__gte', 0)), name='loyalty_reward_value_not_negative'),
         ),
         migrations.AddConstraint(
             model_name='reward',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'percent'), _negated=True), ('value__lte', 100), _connector='OR'), name='loyalty_reward_percent_at_most_100'),
+            constraint=check_constraint(condition=models.Q(models.Q(('kind', 'percent'), _negated=True), ('value__lte', 100), _connector='OR'), name='loyalty_reward_percent_at_most_100'),
         ),
     ]

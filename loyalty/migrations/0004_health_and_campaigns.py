@@ -6,6 +6,7 @@ import loyalty.models.campaigns
 import loyalty.models.health
 from decimal import Decimal
 from django.db import migrations, models
+from loyalty.compat import check_constraint
 
 
 def leave_room_for_nightly_updates(apps, schema_editor):
@@ -643,7 +644,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="campaign",
-            constraint=models.CheckConstraint(
+            constraint=check_constraint(
                 condition=models.Q(("control_percent__lte", 50)), name="loyalty_campaign_control_at_most_50"
             ),
         ),
@@ -653,7 +654,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="customerhealth",
-            constraint=models.CheckConstraint(
+            constraint=check_constraint(
                 condition=models.Q(
                     ("r_score__isnull", True), models.Q(("r_score__gte", 1), ("r_score__lte", 5)), _connector="OR"
                 ),

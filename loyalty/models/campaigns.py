@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import check_constraint
 from .health import Segment
 from .purchases import MONEY
 
@@ -97,7 +98,7 @@ class Campaign(models.Model):
         verbose_name = _("campaign")
         verbose_name_plural = _("campaigns")
         constraints = [
-            models.CheckConstraint(condition=Q(control_percent__lte=50), name="loyalty_campaign_control_at_most_50"),
+            check_constraint(condition=Q(control_percent__lte=50), name="loyalty_campaign_control_at_most_50"),
         ]
 
     def __str__(self) -> str:

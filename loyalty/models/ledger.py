@@ -3,6 +3,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import check_constraint
+
 
 class PointsEntryQuerySet(models.QuerySet):
     def credits(self):
@@ -62,8 +64,8 @@ class PointsEntry(models.Model):
         verbose_name_plural = _("points ledger")
         constraints = [
             models.UniqueConstraint(fields=["program", "idempotency_key"], name="loyalty_entry_key_unique"),
-            models.CheckConstraint(condition=~Q(points=0), name="loyalty_entry_points_not_zero"),
-            models.CheckConstraint(
+            check_constraint(condition=~Q(points=0), name="loyalty_entry_points_not_zero"),
+            check_constraint(
                 condition=Q(points__lt=0, remaining=0) | Q(points__gt=0, remaining__lte=F("points")),
                 name="loyalty_entry_remaining_within_credit",
             ),

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import check_constraint
+
 
 class Program(models.Model):
     """A loyalty programme: how points are earned, what they are worth and how long they live."""
@@ -124,8 +126,8 @@ class Program(models.Model):
         verbose_name = _("programme")
         verbose_name_plural = _("programmes")
         constraints = [
-            models.CheckConstraint(condition=Q(points_per_unit__gte=0), name="loyalty_program_rate_not_negative"),
-            models.CheckConstraint(condition=Q(point_value__gte=0), name="loyalty_program_value_not_negative"),
+            check_constraint(condition=Q(points_per_unit__gte=0), name="loyalty_program_rate_not_negative"),
+            check_constraint(condition=Q(point_value__gte=0), name="loyalty_program_value_not_negative"),
         ]
 
     def __str__(self) -> str:

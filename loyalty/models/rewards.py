@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import check_constraint
+
 
 class Reward(models.Model):
     """Something members buy with points; the shop's adapter turns it into a discount code."""
@@ -53,9 +55,9 @@ class Reward(models.Model):
         verbose_name = _("reward")
         verbose_name_plural = _("rewards")
         constraints = [
-            models.CheckConstraint(condition=Q(points_cost__gt=0), name="loyalty_reward_cost_positive"),
-            models.CheckConstraint(condition=Q(value__gte=0), name="loyalty_reward_value_not_negative"),
-            models.CheckConstraint(
+            check_constraint(condition=Q(points_cost__gt=0), name="loyalty_reward_cost_positive"),
+            check_constraint(condition=Q(value__gte=0), name="loyalty_reward_value_not_negative"),
+            check_constraint(
                 condition=~Q(kind="percent") | Q(value__lte=100), name="loyalty_reward_percent_at_most_100"
             ),
         ]

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import check_constraint
+
 
 class Tier(models.Model):
     """A VIP level. Members qualify by spend (money) or points earned within a rolling window."""
@@ -54,7 +56,7 @@ class Tier(models.Model):
         verbose_name_plural = _("tiers")
         constraints = [
             models.UniqueConstraint(fields=["program", "rank"], name="loyalty_tier_rank_unique"),
-            models.CheckConstraint(condition=Q(multiplier__gte=0), name="loyalty_tier_multiplier_not_negative"),
+            check_constraint(condition=Q(multiplier__gte=0), name="loyalty_tier_multiplier_not_negative"),
         ]
 
     def __str__(self) -> str:

@@ -5,6 +5,7 @@ import django.db.models.deletion
 from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
+from loyalty.compat import check_constraint
 
 
 class Migration(migrations.Migration):
@@ -52,7 +53,7 @@ class Migration(migrations.Migration):
                 'verbose_name': 'product',
                 'verbose_name_plural': 'products',
                 'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('price__gt', 0)), name='shop_product_price_positive')],
+                'constraints': [check_constraint(condition=models.Q(('price__gt', 0)), name='shop_product_price_positive')],
             },
         ),
         migrations.CreateModel(
@@ -89,14 +90,14 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('total__gte', 0)), name='shop_order_total_not_negative'),
+            constraint=check_constraint(condition=models.Q(('total__gte', 0)), name='shop_order_total_not_negative'),
         ),
         migrations.AddConstraint(
             model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('refunded_total__gte', 0), ('refunded_total__lte', models.F('total'))), name='shop_order_refund_within_total'),
+            constraint=check_constraint(condition=models.Q(('refunded_total__gte', 0), ('refunded_total__lte', models.F('total'))), name='shop_order_refund_within_total'),
         ),
         migrations.AddConstraint(
             model_name='refund',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='shop_refund_amount_positive'),
+            constraint=check_constraint(condition=models.Q(('amount__gt', 0)), name='shop_refund_amount_positive'),
         ),
     ]

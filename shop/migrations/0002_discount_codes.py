@@ -6,6 +6,7 @@ import shop.models
 from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
+from loyalty.compat import check_constraint
 
 
 class Migration(migrations.Migration):
@@ -53,7 +54,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('discount_total__gte', 0)), name='shop_order_discount_not_negative'),
+            constraint=check_constraint(condition=models.Q(('discount_total__gte', 0)), name='shop_order_discount_not_negative'),
         ),
         migrations.AddField(
             model_name='discountcode',
@@ -67,14 +68,14 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='discountcode',
-            constraint=models.CheckConstraint(condition=models.Q(('value__gte', 0)), name='shop_discountcode_value_not_negative'),
+            constraint=check_constraint(condition=models.Q(('value__gte', 0)), name='shop_discountcode_value_not_negative'),
         ),
         migrations.AddConstraint(
             model_name='discountcode',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'percent'), _negated=True), ('value__lte', 100), _connector='OR'), name='shop_discountcode_percent_at_most_100'),
+            constraint=check_constraint(condition=models.Q(models.Q(('kind', 'percent'), _negated=True), ('value__lte', 100), _connector='OR'), name='shop_discountcode_percent_at_most_100'),
         ),
         migrations.AddConstraint(
             model_name='discountcode',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('order__isnull', True), ('used_at__isnull', True)), ('used_at__isnull', False), _connector='OR'), name='shop_discountcode_order_only_when_used'),
+            constraint=check_constraint(condition=models.Q(models.Q(('order__isnull', True), ('used_at__isnull', True)), ('used_at__isnull', False), _connector='OR'), name='shop_discountcode_order_only_when_used'),
         ),
     ]

@@ -1,6 +1,6 @@
 """Backfill of past orders: the service, the demo adapter's iter_historical_orders, the command."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from io import StringIO
 
@@ -20,7 +20,7 @@ from tests.factories import UserFactory, paid_order, place_order
 
 pytestmark = pytest.mark.django_db
 
-DAY0 = datetime(2024, 1, 10, 12, tzinfo=UTC)
+DAY0 = datetime(2024, 1, 10, 12, tzinfo=timezone.utc)
 
 
 def backfill(*args, **options) -> str:

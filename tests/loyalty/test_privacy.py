@@ -66,8 +66,13 @@ def maria(program):
         last_error=f"SMTPRecipientsRefused: {EMAIL} unknown",
         created_at=now,
     )
-    LogEntry.objects.log_actions(
-        user_id=UserFactory(is_staff=True).pk, queryset=[member], action_flag=CHANGE, change_message="Consent"
+    LogEntry.objects.create(  # what admin's log_action(s) writes, on every supported Django
+        user_id=UserFactory(is_staff=True).pk,
+        content_type=ContentType.objects.get_for_model(member),
+        object_id=str(member.pk),
+        object_repr=str(member)[:200],
+        action_flag=CHANGE,
+        change_message="Consent",
     )
     member.refresh_from_db()
     return member

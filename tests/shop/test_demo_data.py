@@ -1,5 +1,5 @@
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -10,7 +10,7 @@ from django.db.models import Count, Max, Q
 from shop.demo_data import DEMO_CUSTOMER_EMAIL, DEMO_PASSWORD, DRIFTING_CUSTOMER_EMAIL, load_demo_data
 from shop.models import Order, Product, Refund
 
-NOW = datetime(2026, 3, 15, 11, 30, tzinfo=UTC)
+NOW = datetime(2026, 3, 15, 11, 30, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,311 @@
+"""A ready-made adapter for django-oscar shops (docs/oscar.md).
+
+Name it in settings::
+
+    LOYALTY = {"ADAPTER": "loyalty.adapters.oscar.OscarAdapter"}
+
+It listens to oscar's ``order_placed`` (sent by ``OrderCreator.place_order``) and
+``order_status_changed`` (sent by ``Order.set_status``), turns a redeemed reward into an
+oscar ``Voucher`` (single use, with its own ``ConditionalOffer``, ``Condition`` and
+``Benefit``), and lists oscar's past orders for ``manage.py loyalty_backfill``.
+
+Only this module needs django-oscar: everything of oscar's is imported when it is used,
+so ``loyalty`` itself imports without it. Subclass ``OscarAdapter`` to change the status
+mapping or the amount that earns points (class attributes below).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .base import BaseAdapter, DiscountStatus, EventKind, HistoricalOrder, HistoricalStatus, OrderEvent
+
+logger = logging.getLogger("loyalty.adapters.oscar")
+
+# Letters and digits that cannot be mistaken for one another when typed (no 0/O, 1/I/L).
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+# The amounts that can earn points (``OscarAdapter.AMOUNT``): ``Order`` attributes of these names.
+AMOUNTS = ("total_incl_tax", "total_excl_tax", "basket_total_incl_tax", "basket_total_excl_tax")
+
+
+def _amount_expression(name: str):
+    """``name`` (one of ``AMOUNTS``) as a database expression, for the backfill's one query."""
+    tax = name.rsplit("_", 2)[-2] + "_tax"  # incl_tax / excl_tax
+    if name.startswith("total_"):
+        return F(name)
+    Surcharge = _model("order", "Surcharge")
+    surcharges = (
+        Surcharge._default_manager.filter(order=OuterRef("pk"))
+        .order_by()
+        .values("order")
+        .annotate(total=Sum(tax))
+        .values("total")
+    )
+    zero = Value(Decimal("0.00"), output_field=DecimalField(max_digits=12, decimal_places=2))
+    return ExpressionWrapper(
+        F(f"total_{tax}") - F(f"shipping_{tax}") - Coalesce(Subquery(surcharges), zero),
+        output_field=DecimalField(max_digits=12, decimal_places=2),
+    )
+
+
+def _model(app_label: str, name: str):
+    from oscar.core.loading import get_model
+
+    return get_model(app_label, name)
+
+
+class OscarAdapter(BaseAdapter):
+    """Joins a django-oscar shop to loyalty. Override the class attributes in a subclass."""
+
+    #: What earns points: ``"total_incl_tax"`` (default), ``"total_excl_tax"``, or without
+    #: shipping and surcharges ``"basket_total_incl_tax"`` / ``"basket_total_excl_tax"``.
+    AMOUNT = "total_incl_tax"
+    #: Statuses that mean "paid". Empty (default): an order counts as paid when it is placed
+    #: (``order_placed``). Set, e.g. ``("Complete",)``: points come when the order moves into
+    #: one of them (or is placed in one), not before.
+    PAID_STATUSES: tuple[str, ...] = ()
+    #: Moving into one of these cancels the order in loyalty: every point it earned is taken back.
+    CANCELLED_STATUSES: tuple[str, ...] = ("Cancelled",)
+    #: Moving into one of these refunds the whole order (a ``refunded`` event for the full amount).
+    REFUNDED_STATUSES: tuple[str, ...] = ("Refunded",)
+    #: Prefix of every event id ("oscar:order:<number>:paid"). Keep it once events were recorded.
+    EVENT_PREFIX = "oscar:order"
+    #: Prefix of the voucher codes this adapter creates.
+    CODE_PREFIX = "LOY"
+
+    # --- order events -----------------------------------------------------------------
+
+    def connections(self):
+        from oscar.apps.order.signals import order_placed, order_status_changed
+
+        return [
+            (order_placed, self.order_placed),
+            (order_status_changed, self.order_status_changed),
+        ]
+
+    def amount(self, order) -> Decimal:
+        """What ``order`` earns points on (``AMOUNT``), as a ``Decimal`` rounded to cents."""
+        if self.AMOUNT not in AMOUNTS:
+            raise ValueError(f"OscarAdapter.AMOUNT must be one of {', '.join(AMOUNTS)}, not {self.AMOUNT!r}.")
+        value = getattr(order, self.AMOUNT)
+        return Decimal(value).quantize(Decimal("0.01"))
+
+    def event(self, order, kind: str, occurred_at: datetime, amount: Decimal | None = None) -> OrderEvent:
+        if order.user_id is not None:
+            user_id, email = order.user_id, (getattr(order.user, "email", "") or "")
+        else:
+            user_id, email = None, order.guest_email or ""
+        return OrderEvent(
+            kind=kind,
+            event_id=f"{self.EVENT_PREFIX}:{order.number}:{kind}",
+            order_reference=str(order.number),
+            amount=self.amount(order) if amount is None else amount,
+            currency=order.currency,
+            occurred_at=occurred_at,
+            user_id=user_id,
+            email=email,
+        )
+
+    def order_placed(self, sender, order, **kwargs) -> OrderEvent | None:
+        if self.PAID_STATUSES and order.status not in self.PAID_STATUSES:
+            return None  # paid later, when the order moves into a paid status
+        return self.event(order, EventKind.PAID, order.date_placed)
+
+    def order_status_changed(self, sender, order, old_status=None, new_status=None, **kwargs) -> OrderEvent | None:
+        now = timezone.now()
+        if new_status in self.CANCELLED_STATUSES:
+            return self.event(order, EventKind.CANCELLED, now, amount=Decimal("0.00"))
+        if new_status in self.REFUNDED_STATUSES:
+            return self.event(order, EventKind.REFUNDED, now)
+        if self.PAID_STATUSES and new_status in self.PAID_STATUSES:
+            # The same event id whichever paid status comes first: a second one counts once.
+            return self.event(order, EventKind.PAID, now)
+        return None
+
+    # --- backfill: oscar's past orders --------------------------------------------------
+
+    def iter_historical_orders(self, *, since=None, after=None) -> Iterable[HistoricalOrder]:
+        Order = _model("order", "Order")
+        orders = Order._default_manager.all()
+        if self.PAID_STATUSES:
+            OrderStatusChange = _model("order", "OrderStatusChange")
+            reached_paid = OrderStatusChange._default_manager.filter(
+                order=OuterRef("pk"), new_status__in=self.PAID_STATUSES
+            )
+            orders = orders.filter(Q(status__in=self.PAID_STATUSES) | Exists(reached_paid))
+        if since is not None:
+            orders = orders.filter(date_placed__gte=since)
+        if after is not None:
+            placed = orders.filter(number=after).values_list("date_placed", flat=True).first()
+            if placed is None:
+                raise ValueError(f"The shop has no paid order {after!r} to resume after.")
+            orders = orders.filter(Q(date_placed__gt=placed) | Q(date_placed=placed, number__gt=after))
+        if self.AMOUNT not in AMOUNTS:
+            raise ValueError(f"OscarAdapter.AMOUNT must be one of {', '.join(AMOUNTS)}, not {self.AMOUNT!r}.")
+        rows = (
+            orders.annotate(loyalty_amount=_amount_expression(self.AMOUNT))
+            .order_by("date_placed", "number")
+            .values_list(
+                "number", "loyalty_amount", "currency", "date_placed", "user_id", "user__email", "guest_email", "status"
+            )
+        )
+        for number, amount, currency, placed, user_id, user_email, guest_email, status in rows.iterator(
+            chunk_size=5000
+        ):
+            email = (user_email if user_id is not None else guest_email) or ""
+            if user_id is None and not email:
+                logger.warning("Oscar order %s has neither a user nor a guest email: not backfilled.", number)
+                continue
+            amount = Decimal(amount).quantize(Decimal("0.01"))
+            if status in self.CANCELLED_STATUSES:
+                state, refunded = HistoricalStatus.CANCELLED, Decimal("0.00")
+            elif status in self.REFUNDED_STATUSES:
+                state, refunded = HistoricalStatus.REFUNDED, amount
+            else:
+                state, refunded = HistoricalStatus.PAID, Decimal("0.00")
+            yield HistoricalOrder(
+                reference=str(number),
+                amount=amount,
+                currency=currency,
+                paid_at=placed,
+                user_id=user_id,
+                email=email,
+                refunded_amount=refunded,
+                status=state,
+            )
+
+    # --- rewards -> oscar vouchers ------------------------------------------------------
+
+    def new_code(self) -> str:
+        return f"{self.CODE_PREFIX}-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+
+    def all_products_range(self):
+        Range = _model("offer", "Range")
+        name = "Loyalty rewards: all products"
+        found = Range._default_manager.filter(name=name).first()
+        if found is None:
+            try:
+                with transaction.atomic():
+                    found = Range._default_manager.create(name=name, includes_all_products=True, is_public=False)
+            except IntegrityError:  # created meanwhile by another redemption
+                found = Range._default_manager.get(name=name)
+        return found
+
+    def product_range(self, reward):
+        """A range holding the one product a ``free_product`` reward names (by UPC, else by pk)."""
+        Product = _model("catalogue", "Product")
+        Range = _model("offer", "Range")
+        ref = reward.product_reference.strip()
+        product = (Product._default_manager.filter(upc=ref).first() if ref else None) or (
+            Product._default_manager.filter(pk=int(ref)).first() if ref.isdigit() else None
+        )
+        if product is None:
+            raise ValueError(f"Reward {reward.name!r} names product {ref!r}, which the shop does not have.")
+        rng, _created = Range._default_manager.get_or_create(
+            name=f"Loyalty rewards: product {product.pk}"[:128], defaults={"is_public": False}
+        )
+        rng.add_product(product)
+        return rng
+
+    def issue_discount(self, *, redemption) -> str:
+        Benefit = _model("offer", "Benefit")
+        Condition = _model("offer", "Condition")
+        ConditionalOffer = _model("offer", "ConditionalOffer")
+        Voucher = _model("voucher", "Voucher")
+
+        reward = redemption.reward
+        shop_currency = getattr(settings, "OSCAR_DEFAULT_CURRENCY", None)
+        money_involved = reward.kind == "fixed" or reward.min_order_value is not None
+        if money_involved and shop_currency and reward.program.currency != shop_currency:
+            raise ValueError(
+                f"Reward {reward.name!r} is in {reward.program.currency}; the shop sells in {shop_currency}."
+            )
+
+        everything = self.all_products_range()
+        if reward.kind == "fixed":
+            benefit = Benefit(type=Benefit.FIXED, value=reward.value, range=everything)
+        elif reward.kind == "percent":
+            benefit = Benefit(type=Benefit.PERCENTAGE, value=reward.value, range=everything)
+        elif reward.kind == "free_shipping":
+            benefit = Benefit(type=Benefit.SHIPPING_PERCENTAGE, value=Decimal("100"))
+        elif reward.kind == "free_product":
+            benefit = Benefit(
+                type=Benefit.PERCENTAGE, value=Decimal("100"), range=self.product_range(reward), max_affected_items=1
+            )
+        else:
+            raise ValueError(f"Reward {reward.name!r} has a kind oscar vouchers cannot express: {reward.kind!r}.")
+        benefit.full_clean()
+        benefit.save()
+
+        if reward.min_order_value is not None:
+            condition = Condition(type=Condition.VALUE, value=reward.min_order_value, range=everything)
+        elif reward.kind == "free_product":
+            condition = Condition(type=Condition.COUNT, value=1, range=benefit.range)  # the product is in the basket
+        else:
+            condition = Condition(type=Condition.COUNT, value=1, range=everything)
+        condition.full_clean()
+        condition.save()
+
+        start = min(redemption.created_at or timezone.now(), timezone.now())
+        end = redemption.expires_at or (start + timedelta(days=reward.code_valid_days))
+        for _attempt in range(5):  # a clash of two random codes is all but impossible; still, draw again
+            code = self.new_code()
+            name = f"{reward.name[:100]} ({code})"
+            try:
+                with transaction.atomic():
+                    offer = ConditionalOffer._default_manager.create(
+                        name=name,
+                        description=reward.description,
+                        offer_type=ConditionalOffer.VOUCHER,
+                        condition=condition,
+                        benefit=benefit,
+                        max_global_applications=1,
+                    )
+                    voucher = Voucher._default_manager.create(
+                        name=name, code=code, usage=Voucher.SINGLE_USE, start_datetime=start, end_datetime=end
+                    )
+                    voucher.offers.add(offer)
+                return voucher.code
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not draw an unused voucher code")
+
+    def discount_status(self, *, code: str) -> str | None:
+        Voucher = _model("voucher", "Voucher")
+        with transaction.atomic():
+            # The lock waits for a checkout placing an order with this voucher right now
+            # (OrderCreator locks the basket's vouchers the same way).
+            voucher = Voucher._default_manager.select_for_update().filter(code=code.upper()).first()
+            if voucher is None:
+                return None
+            used = voucher.applications.exists()
+        return DiscountStatus.USED if used else DiscountStatus.UNUSED
+
+    def revoke_discount(self, *, code: str) -> bool:
+        Voucher = _model("voucher", "Voucher")
+        with transaction.atomic():
+            voucher = Voucher._default_manager.select_for_update().filter(code=code.upper()).first()
+            if voucher is None:
+                return True
+            if voucher.applications.exists():
+                return False
+            now = timezone.now()
+            if voucher.end_datetime > now:
+                voucher.end_datetime = now
+                voucher.start_datetime = min(voucher.start_datetime, now)
+                voucher.save(update_fields=["start_datetime", "end_datetime"])
+            for offer in voucher.offers.all():
+                if not offer.is_suspended:
+                    offer.suspend()
+            return True

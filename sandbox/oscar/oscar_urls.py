@@ -1,0 +1,9 @@
+from django.apps import apps
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("loyalty/", include("loyalty.urls")),
+    path("admin/", admin.site.urls),
+    path("", include(apps.get_app_config("oscar").urls[0])),
+]
