@@ -447,6 +447,23 @@ def _month_label(month: date, first: bool) -> str:
     return date_format(month, "M" if month.month != 1 and not first else "M y")
 
 
+def _svg_open(*, chart_id: str, title: str, description: str, width: int, height: int, css: str = "") -> str:
+    """A chart's opening ``<svg>`` with its accessible title and description (screen readers read both)."""
+    return format_html(
+        '<svg class="{}" viewBox="0 0 {} {}" role="img" aria-labelledby="{}-t {}-d" '
+        'xmlns="http://www.w3.org/2000/svg"><title id="{}-t">{}</title><desc id="{}-d">{}</desc>',
+        f"ld-chart {css}".strip(),
+        width,
+        height,
+        chart_id,
+        chart_id,
+        chart_id,
+        title,
+        chart_id,
+        description,
+    )
+
+
 def bar_chart(
     *, chart_id: str, title: str, description: str, months: list[date], series: list[Series], stacked: bool, fmt
 ) -> SafeString:
@@ -460,21 +477,7 @@ def bar_chart(
         peak = max((float(v) for s in series for v in s.values), default=0)
     step = nice_ceiling(peak / 4)
     top_value = step * 4
-    parts = [
-        format_html(
-            '<svg class="ld-chart" viewBox="0 0 {} {}" role="img" aria-labelledby="{}-t {}-d" '
-            'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">'
-            '<title id="{}-t">{}</title><desc id="{}-d">{}</desc>',
-            width,
-            height,
-            chart_id,
-            chart_id,
-            chart_id,
-            title,
-            chart_id,
-            description,
-        )
-    ]
+    parts = [_svg_open(chart_id=chart_id, title=title, description=description, width=width, height=height)]
     # Grid lines and y labels.
     for i in range(5):
         y = top + plot_h - plot_h * i / 4
@@ -539,17 +542,8 @@ def hbar_chart(*, chart_id: str, title: str, description: str, rows: list[tuple[
     peak = max((value for _label, value, _css in rows), default=0) or 1
     bar_room = width - label_w - 48
     parts = [
-        format_html(
-            '<svg class="ld-chart ld-chart--bars" viewBox="0 0 {} {}" role="img" aria-labelledby="{}-t {}-d" '
-            'xmlns="http://www.w3.org/2000/svg"><title id="{}-t">{}</title><desc id="{}-d">{}</desc>',
-            width,
-            height,
-            chart_id,
-            chart_id,
-            chart_id,
-            title,
-            chart_id,
-            description,
+        _svg_open(
+            chart_id=chart_id, title=title, description=description, width=width, height=height, css="ld-chart--bars"
         )
     ]
     for i, (label, value, css) in enumerate(rows):
@@ -661,21 +655,7 @@ def line_chart(
     def y_of(value: float) -> float:
         return top + plot_h - plot_h * (float(value) - low) / (high - low)
 
-    parts = [
-        format_html(
-            '<svg class="ld-chart" viewBox="0 0 {} {}" role="img" aria-labelledby="{}-t {}-d" '
-            'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">'
-            '<title id="{}-t">{}</title><desc id="{}-d">{}</desc>',
-            width,
-            height,
-            chart_id,
-            chart_id,
-            chart_id,
-            title,
-            chart_id,
-            description,
-        )
-    ]
+    parts = [_svg_open(chart_id=chart_id, title=title, description=description, width=width, height=height)]
     for i in range(5):
         value = low + (high - low) * i / 4
         y = y_of(value)

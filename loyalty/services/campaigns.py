@@ -107,6 +107,19 @@ def marketing_reachable(members: QuerySet[Member]) -> QuerySet[Member]:
     return members
 
 
+def marketing_unreachable_reason(member: Member) -> str:
+    """Why a marketing email may no longer go to ``member`` (checked again at send time, since
+    consent can change after selection), or ``""``: :func:`marketing_reachable` for one member."""
+    user = member.user
+    if not member.marketing_consent:
+        return "The member has withdrawn marketing consent."
+    if not getattr(user, "is_active", True):
+        return "The customer's account is deactivated."
+    if not (getattr(user, user.get_email_field_name(), "") or "").strip():
+        return "The customer has no email address."
+    return ""
+
+
 def campaign_eligible_members(*, campaign: Campaign, now: datetime) -> QuerySet[Member]:
     """Who the campaign would queue now (one query): segment, consent, an address, no recent
     re-engagement email from any campaign of the programme, none from this one this cycle."""
@@ -244,18 +257,12 @@ NO_INCENTIVE = IssuedIncentive("", None, "")
 
 
 def _skip_reason(message: Message, member: Member) -> str:
-    campaign, user = message.campaign, member.user
+    campaign = message.campaign
     if not campaign.is_active:
         return "The campaign was switched off before the email was sent."
     if not campaign.program.is_active:
         return "The programme is switched off."
-    if not member.marketing_consent:
-        return "The member has withdrawn marketing consent."
-    if not getattr(user, "is_active", True):
-        return "The customer's account is deactivated."
-    if not (getattr(user, user.get_email_field_name(), "") or "").strip():
-        return "The customer has no email address."
-    return ""
+    return marketing_unreachable_reason(member)
 
 
 def _locked_queued(message_id: int) -> Message | str:

@@ -40,7 +40,7 @@ from ..config_cache import paying_rules
 from ..exceptions import LoyaltyError
 from ..models import EarningRule, Member, PointsEntry, Purchase, Survey, SurveyInvitation, SurveyResponse
 from . import feedback
-from .campaigns import marketing_reachable
+from .campaigns import marketing_reachable, marketing_unreachable_reason
 from .notifications import MemberEmail, member_email_render, member_language, site_url
 from .rules import _bonus
 
@@ -203,17 +203,13 @@ def _enqueue(survey_id: int, now: datetime) -> None:
 
 
 def _skip_reason(invitation: SurveyInvitation, member: Member) -> str:
-    survey, user = invitation.survey, member.user
+    survey = invitation.survey
     if not survey.is_active:
         return "The survey was switched off before the email was sent."
     if not survey.program.is_active:
         return "The programme is switched off."
-    if not member.marketing_consent:
-        return "The member has withdrawn marketing consent."
-    if not getattr(user, "is_active", True):
-        return "The customer's account is deactivated."
-    if not (getattr(user, user.get_email_field_name(), "") or "").strip():
-        return "The customer has no email address."
+    if reason := marketing_unreachable_reason(member):
+        return reason
     if invitation.purchase.status not in SURVEYED_STATUSES:
         return "The order was refunded or cancelled."
     return ""
