@@ -34,9 +34,11 @@ CDNOW has no survey answers: its results do not depend on the detractor feature.
 Then a SYNTHETIC feedback experiment (``feedback_report``; made-up customers, not data): BG/NBD customers
 some of whom are unhappy; unhappy customers drop out more readily after each purchase and, when they
 answer a post-purchase survey, mostly answer as detractors (happy ones sometimes do too). The nightly
-score (BG/NBD + backtest) gets the detractor feature as the refresh applies it, ``detractor_weight``
-added to the log-odds of lapsing, for several weights. It shows how the score responds; the numbers
-depend entirely on the made-up effect sizes.
+score (BG/NBD + backtest) gets the detractor feature as the refresh applies it, a weight added to the
+log-odds of lapsing: several fixed weights (0.5 is the setting's default, the fallback) and the weight the
+weekly fit learns from its backtest with the production function ``risk.fit_offset`` (when the backtest has
+``risk.MIN_DETRACTORS_TO_LEARN`` detractors). It shows how the score responds; the numbers depend entirely on the
+made-up effect sizes.
 Finally a synthetic population of 1,000,000 customers drawn from the master fit times fitting and scoring.
 """
 
@@ -374,6 +376,7 @@ def scale_report(params: bgnbd.BGNBDParams, master: Summary, horizon: float, n: 
 
 
 CDNOW_LIKE = bgnbd.BGNBDParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
+FALLBACK_WEIGHT = 0.5  # HealthSettings.detractor_weight's default: used until the backtest has enough detractors
 
 
 @dataclass(frozen=True)
@@ -450,8 +453,6 @@ def feedback_report(
     n: int = 20_000, weights: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0), scenario: str = "moderate"
 ) -> None:
     """How the at-risk score responds to the detractor feature, on synthetic customers."""
-    from scipy.optimize import minimize_scalar
-
     started = time.perf_counter()
     knobs = FEEDBACK_SCENARIOS[scenario]
     world = simulate_feedback(n, **knobs)
@@ -462,14 +463,13 @@ def feedback_report(
     cut_params = bgnbd.fit(cut["x"], cut["t_x"], cut["T"]).params
     model = risk.fit(cut_params, cut["x"], cut["t_x"], cut["T"], cut["lapsed"], horizon=holdout)
     base = risk.lapse_probability(model, params, now["x"], now["t_x"], now["T"])
-    # The weight the backtest itself would suggest: a one-parameter logistic offset for detractors.
-    cut_base = np.clip(risk.lapse_probability(model, cut_params, cut["x"], cut["t_x"], cut["T"]), 1e-9, 1 - 1e-9)
-
-    def loss(w: float) -> float:
-        q = np.clip(risk.with_added_log_odds(cut_base, w * cut["detractor"]), 1e-9, 1 - 1e-9)
-        return -float(np.mean(np.where(cut["lapsed"], np.log(q), np.log(1 - q))))
-
-    learnt = float(minimize_scalar(loss, bounds=(0.0, 5.0), method="bounded").x)
+    # The weight the weekly fit learns from this backtest: the one-parameter logistic offset for
+    # detractors on top of the backtest's own score (``risk.fit_offset``, the production function).
+    cut_base = risk.lapse_probability(model, cut_params, cut["x"], cut["t_x"], cut["T"])
+    n_learn = int(cut["detractor"].sum())
+    learnt = (
+        risk.fit_offset(cut_base, cut["detractor"], cut["lapsed"]) if n_learn >= risk.MIN_DETRACTORS_TO_LEARN else None
+    )
     y, d = now["lapsed"].astype(int), now["detractor"]
     print(
         f"\n=== SYNTHETIC feedback experiment, {scenario} effect (made-up customers, not data): {d.size:,} "
@@ -481,16 +481,27 @@ def feedback_report(
         f"happy; {d.mean():.1%} have a detractor answer in the last 90 days; lapsed {y.mean():.1%} "
         f"(detractors {y[d].mean():.1%}, others {y[~d].mean():.1%})"
     )
-    print(f"weight learnt from the backtest (one logistic offset): {learnt:.2f}")
+    if learnt is None:
+        print(
+            f"the weekly fit would learn no weight: {n_learn} backtest detractors, "
+            f"{risk.MIN_DETRACTORS_TO_LEARN} needed"
+        )
+    else:
+        print(f"weight the weekly fit learns from its backtest ({n_learn:,} detractors, risk.fit_offset): {learnt:.2f}")
     print(
-        f"{'detractor weight':>18}  {'ROC AUC':>7}  {'top-20% prec':>12}  {'mean pred':>9}  {'actual':>6}  "
+        f"{'detractor weight':>22}  {'ROC AUC':>7}  {'top-20% prec':>12}  {'mean pred':>9}  {'actual':>6}  "
         f"{'Brier':>6}  {'detractors: pred / actual':>25}"
     )
-    for weight in sorted({*weights, round(learnt, 2)}):
+    rows = [
+        (weight, "(fallback)" if weight == FALLBACK_WEIGHT else "") for weight in sorted({*weights, FALLBACK_WEIGHT})
+    ]
+    if learnt is not None:
+        rows.append((learnt, "(learnt, used)"))
+    for weight, note in rows:
         score = np.where(d, risk.with_added_log_odds(base, weight), base)
-        label = f"{weight:.2f}" + (" (default)" if weight == 1.0 else " (learnt)" if weight == round(learnt, 2) else "")
+        label = f"{weight:.2f} {note}".strip()
         print(
-            f"{label:>18}  {roc_auc(y, score):7.3f}  {precision_at_top(y, score, 0.2):12.3f}  {score.mean():9.3f}  "
+            f"{label:>22}  {roc_auc(y, score):7.3f}  {precision_at_top(y, score, 0.2):12.3f}  {score.mean():9.3f}  "
             f"{y.mean():6.3f}  {brier_score(y, score):6.3f}  {score[d].mean():12.3f} / {y[d].mean():.3f}"
         )
     print(f"({time.perf_counter() - started:.1f} s)")

@@ -13,11 +13,31 @@ from django.utils.translation import ngettext
 from .. import selectors
 from ..health.rfm import DEFAULT_GRID, validate_grid
 from ..models import CustomerHealth, HealthModelFit, HealthRun, HealthSettings, Segment, SegmentChange
-from ..services.health import health_refresh
+from ..services.health import MIN_DETRACTORS_TO_LEARN, detractor_weight_in_use, health_refresh
 from .base import ReadOnlyMixin, _member_link, _percent
 
 
-def model_status_html(program) -> str:
+def detractor_weight_html(policy: HealthSettings | None, fit: HealthModelFit | None) -> str:
+    """The detractor weight the refresh applies and where it comes from (learnt, or the setting)."""
+    if policy is None:
+        return ""
+    in_use = detractor_weight_in_use(policy, fit)
+    if not in_use.enabled:
+        return _("Detractor answers are switched off (detractor weight 0).")
+    if in_use.learnt:
+        return format_html(
+            _("Detractor weight in use: {}, learnt from the {} detractors in the backtest."),
+            f"{in_use.value:.2f}",
+            f"{in_use.learnt_from:,}",
+        )
+    return format_html(
+        _("Detractor weight in use: {}, the setting (the backtest needs {} detractors to learn it)."),
+        f"{in_use.value:.2f}",
+        MIN_DETRACTORS_TO_LEARN,
+    )
+
+
+def model_status_html(program, policy: HealthSettings | None = None) -> str:
     """What scores the members now, said plainly (the fallback is not a failure)."""
     fit = selectors.latest_health_fit(program=program)
     if fit is None:
@@ -33,10 +53,15 @@ def model_status_html(program) -> str:
             f"{fit.b:.3f}",
             f"{fit.log_likelihood:,.1f}",
         )
+        if policy is None:
+            policy = HealthSettings.objects.filter(program=program).first()
+        voice = detractor_weight_html(policy, fit)
         if fit.backtest_auc is None:
-            return format_html("{} {}", fitted, _("At-risk score: the model's lapse probability (no backtest yet)."))
+            return format_html(
+                "{} {} {}", fitted, _("At-risk score: the model's lapse probability (no backtest yet)."), voice
+            )
         return format_html(
-            "{} {}",
+            "{} {} {}",
             fitted,
             format_html(
                 _("At-risk score learnt from the last {} days: ROC AUC {} there (recency alone: {})."),
@@ -44,6 +69,7 @@ def model_status_html(program) -> str:
                 f"{fit.backtest_auc:.3f}",
                 f"{fit.backtest_recency_auc:.3f}",
             ),
+            voice,
         )
     headline = {
         HealthModelFit.Status.INSUFFICIENT: _("Not enough history for the purchase model yet"),
@@ -73,6 +99,8 @@ class HealthSettingsForm(forms.ModelForm):
             "min_buyers_for_model",
             "min_history_days",
             "min_frequent_buyers",
+            "detractor_days",
+            "detractor_weight",
             "rfm_grid",
         ]
 
@@ -111,6 +139,7 @@ class HealthSettingsAdmin(admin.ModelAdmin):
             _("When the purchase model is used"),
             {"fields": ["min_buyers_for_model", "min_history_days", "min_frequent_buyers"]},
         ),
+        (_("Customer voice"), {"fields": ["detractor_days", "detractor_weight"]}),
         (_("RFM segments"), {"fields": ["grid_table", "rfm_grid"], "classes": ["collapse"]}),
     ]
 
@@ -145,7 +174,7 @@ class HealthSettingsAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("who scores the members"))
     def model_status(self, obj: HealthSettings) -> str:
-        return model_status_html(obj.program) if obj and obj.pk else "–"
+        return model_status_html(obj.program, obj) if obj and obj.pk else "–"
 
     @admin.display(description=_("what these thresholds flag"))
     def what_it_flags(self, obj: HealthSettings) -> str:
@@ -300,9 +329,33 @@ class SegmentChangeAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(HealthModelFit)
 class HealthModelFitAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["fitted_at", "program", "status", "buyers", "frequent_buyers", "params", "log_likelihood", "secs"]
+    list_display = [
+        "fitted_at",
+        "program",
+        "status",
+        "buyers",
+        "frequent_buyers",
+        "params",
+        "log_likelihood",
+        "auc",
+        "detractor_weight",
+        "secs",
+    ]
     list_filter = ["program", "status"]
     date_hierarchy = "fitted_at"
+
+    @admin.display(description=_("backtest ROC AUC"))
+    def auc(self, obj: HealthModelFit) -> str:
+        return "–" if obj.backtest_auc is None else f"{obj.backtest_auc:.3f}"
+
+    @admin.display(description=_("learnt detractor weight"))
+    def detractor_weight(self, obj: HealthModelFit) -> str:
+        learnt = obj.risk_model or {}
+        if learnt.get("detractor_weight") is None:
+            return "–"
+        return format_html(
+            _("{} (from {} detractors)"), f"{learnt['detractor_weight']:.2f}", f"{learnt.get('detractor_n', 0):,}"
+        )
 
     @admin.display(description=_("r, α, a, b"))
     def params(self, obj: HealthModelFit) -> str:

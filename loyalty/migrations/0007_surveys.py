@@ -35,8 +35,11 @@ class Migration(migrations.Migration):
             name="detractor_weight",
             field=models.DecimalField(
                 decimal_places=2,
-                default=Decimal("1.00"),
-                help_text="Added to the log-odds of lapsing for a recent detractor. 0: feedback never changes the score.",
+                default=Decimal("0.50"),
+                help_text=(
+                    "Added to the log-odds of lapsing for a recent detractor until the weekly backtest learns it "
+                    "(from 30 or more detractor answers). 0 turns feedback off."
+                ),
                 max_digits=4,
                 validators=[django.core.validators.MinValueValidator(Decimal("0"))],
                 verbose_name="detractor weight (log-odds)",

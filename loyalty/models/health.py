@@ -92,9 +92,12 @@ class HealthSettings(models.Model):
         _("detractor weight (log-odds)"),
         max_digits=4,
         decimal_places=2,
-        default=Decimal("1.00"),
+        default=Decimal("0.50"),
         validators=[MinValueValidator(Decimal("0"))],
-        help_text=_("Added to the log-odds of lapsing for a recent detractor. 0: feedback never changes the score."),
+        help_text=_(
+            "Added to the log-odds of lapsing for a recent detractor until the weekly backtest learns it "
+            "(from 30 or more detractor answers). 0 turns feedback off."
+        ),
     )
     rfm_grid = models.JSONField(
         _("RFM grid"),

@@ -284,7 +284,9 @@ def health_fit_model(*, program: Program, now: datetime | None = None) -> Health
             if not result.converged:
                 fit.reason = "The optimiser stopped before converging; the parameters are its best estimate."
             _fit_spend(fit, data, x)
-            _fit_risk(fit, program, data, now=now, horizon_days=policy.horizon_days)
+            _fit_risk(
+                fit, program, data, now=now, horizon_days=policy.horizon_days, detractor_days=policy.detractor_days
+            )
         except (ValueError, FloatingPointError, ArithmeticError, np.linalg.LinAlgError) as exc:
             logger.exception("Health model fit failed for programme %s.", program.pk)
             fit.status, fit.reason = HealthModelFit.Status.FAILED, f"{type(exc).__name__}: {exc}"[:255]
@@ -295,12 +297,38 @@ def health_fit_model(*, program: Program, now: datetime | None = None) -> Health
 
 
 MIN_BACKTEST_DAYS = 14
+MIN_DETRACTORS_TO_LEARN = risk.MIN_DETRACTORS_TO_LEARN
 
 
-def _fit_risk(fit: HealthModelFit, program: Program, data: ChunkData, *, now: datetime, horizon_days: int) -> None:
+def _detractors_at(program: Program, cut: datetime, detractor_days: int) -> np.ndarray:
+    """Ids of the members with a detractor answer in ``(cut - detractor_days, cut]`` (one query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT r.member_id FROM {SurveyResponse._meta.db_table} r
+             WHERE r.program_id = %s AND r.is_detractor = %s AND r.member_id IS NOT NULL
+               AND r.submitted_at > %s AND r.submitted_at <= %s
+            """,
+            [program.pk, True, cut - timedelta(days=detractor_days), cut],
+        )
+        return np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
+
+
+def _fit_risk(
+    fit: HealthModelFit,
+    program: Program,
+    data: ChunkData,
+    *,
+    now: datetime,
+    horizon_days: int,
+    detractor_days: int = 0,
+) -> None:
     """Learn the at-risk score from a backtest: cut the history, see who bought nothing after the cut.
 
     See ``loyalty.health.risk``. Without a usable backtest the score is BG/NBD's lapse probability alone.
+    With at least ``MIN_DETRACTORS_TO_LEARN`` backtest buyers who answered as detractors within
+    ``detractor_days`` before the cut, also learn the detractor weight (``risk.fit_offset``) on top of
+    the backtest's own score, and store it in the risk model as ``detractor_weight`` / ``detractor_n``.
     """
     days = min(horizon_days, fit.history_days // 3)
     if days < MIN_BACKTEST_DAYS:
@@ -323,6 +351,8 @@ def _fit_risk(fit: HealthModelFit, program: Program, data: ChunkData, *, now: da
     try:
         cut_params = bgnbd.fit(x_b, t_x_b, age_b).params
         model = risk.fit(cut_params, x_b, t_x_b, age_b, lapsed, horizon=days / WEEK_DAYS)
+        # The backtest's own score: lapse within its window (before any shift to the horizon).
+        in_sample = risk.lapse_probability(model, cut_params, x_b, t_x_b, age_b)
         params = bgnbd.BGNBDParams(r=fit.r, alpha=fit.alpha, a=fit.a, b=fit.b)
         x, t_x, age = _model_inputs(data, now.timestamp() / DAY)
         if days < horizon_days:  # the backtest window was shorter: match the model's mean over the horizon
@@ -331,8 +361,12 @@ def _fit_risk(fit: HealthModelFit, program: Program, data: ChunkData, *, now: da
     except (ValueError, FloatingPointError, ArithmeticError):
         logger.warning("At-risk backtest failed for programme %s; using BG/NBD alone.", program.pk, exc_info=True)
         return
-    in_sample = risk.lapse_probability(model, cut_params, x_b, t_x_b, age_b)
     fit.risk_model = model.as_dict()
+    if detractor_days > 0:
+        detractor = np.isin(before.member_ids, _detractors_at(program, cut, detractor_days))
+        if detractor.sum() >= MIN_DETRACTORS_TO_LEARN:
+            fit.risk_model["detractor_weight"] = round(risk.fit_offset(in_sample, detractor, lapsed), 4)
+            fit.risk_model["detractor_n"] = int(detractor.sum())
     fit.backtest_days = days
     fit.backtest_auc = metrics.roc_auc(lapsed.astype(int), in_sample)
     fit.backtest_recency_auc = metrics.roc_auc(lapsed.astype(int), age_b - t_x_b)
@@ -497,15 +531,41 @@ class Scores:
 with_added_log_odds = risk.with_added_log_odds
 
 
+@dataclass(frozen=True)
+class DetractorWeight:
+    """The weight a recent detractor answer adds to the log-odds of lapsing, and where it comes from."""
+
+    value: float
+    learnt_from: int | None = None  # detractors in the backtest it was learnt from; None: the setting
+    enabled: bool = True  # False: the setting is 0, feedback changes neither score nor segment
+
+    @property
+    def learnt(self) -> bool:
+        return self.learnt_from is not None
+
+
+def detractor_weight_in_use(policy: HealthSettings, fit: HealthModelFit | None) -> DetractorWeight:
+    """The fit's learnt weight when it has one, else the setting; a setting of 0 switches feedback off."""
+    setting = float(policy.detractor_weight)
+    if setting <= 0:
+        return DetractorWeight(0.0, enabled=False)
+    learnt = (fit.risk_model or {}) if fit is not None and fit.usable else {}
+    if learnt.get("detractor_weight") is not None:
+        return DetractorWeight(float(learnt["detractor_weight"]), learnt_from=int(learnt.get("detractor_n") or 0))
+    return DetractorWeight(setting)
+
+
 def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSettings) -> Scores:
     now_day = now.timestamp() / DAY
     buyers = data.buyers
     cut = run.cutpoints
     n = len(data.member_ids)
     detractor_day = data.detractor_day if data.detractor_day is not None else np.full(n, np.nan)
-    # A detractor answer within the memory: a feature only when its weight is above 0.
-    weight = float(policy.detractor_weight)
-    detractor = buyers & ~np.isnan(detractor_day) & (weight > 0)
+    # A detractor answer within the memory: a feature unless the setting is 0. The score uses the
+    # weight learnt by the weekly backtest when it had enough detractors, else the setting's.
+    in_use = detractor_weight_in_use(policy, run.fit)
+    weight = in_use.value
+    detractor = buyers & ~np.isnan(detractor_day) & in_use.enabled
 
     recency = np.where(buyers, np.floor(np.maximum(now_day - np.nan_to_num(data.last_day), 0)), np.nan)
     age = np.where(buyers, np.floor(np.maximum(now_day - np.nan_to_num(data.first_day), 0)), np.nan)
@@ -542,7 +602,7 @@ def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSett
             p_lapse[idx] = risk.lapse_probability(risk.RiskModel.from_dict(fit.risk_model), params, x, t_x, age_w)
         else:
             p_lapse[idx] = bgnbd.p_no_purchase(params, horizon_w, x, t_x, age_w)
-        if detractor.any():  # an unhappy customer is likelier to lapse: shift the log-odds
+        if detractor.any() and weight > 0:  # an unhappy customer is likelier to lapse: shift the log-odds
             raised = with_added_log_odds(p_lapse, weight)
             p_lapse = np.where(detractor & ~np.isnan(p_lapse), raised, p_lapse)
         expected[idx] = bgnbd.expected_purchases(params, 90 / WEEK_DAYS, x, t_x, age_w)

@@ -16,9 +16,11 @@ from django.utils import timezone
 
 from loyalty import kpis, signals
 from loyalty.compat import get_model_admin
+from loyalty.health import risk
 from loyalty.models import (
     CustomerHealth,
     EarningRule,
+    HealthModelFit,
     HealthSettings,
     Purchase,
     Segment,
@@ -27,7 +29,14 @@ from loyalty.models import (
     SurveyResponse,
 )
 from loyalty.services import feedback, member_enroll
-from loyalty.services.health import health_fit_model, health_refresh, health_settings_for, with_added_log_odds
+from loyalty.services.health import (
+    MIN_DETRACTORS_TO_LEARN,
+    detractor_weight_in_use,
+    health_fit_model,
+    health_refresh,
+    health_settings_for,
+    with_added_log_odds,
+)
 from tests.factories import SurveyFactory, SurveyResponseFactory, UserFactory
 from tests.loyalty.test_health_refresh import NOW, _simulated_history, buyer, five_buyers
 
@@ -269,6 +278,135 @@ def test_a_detractor_answer_raises_p_lapse_by_the_weight_in_log_odds(program, mo
     policy.save()
     health_refresh(program=program, now=NOW + timedelta(hours=1))
     assert health(unhappy).p_lapse == pytest.approx(health(happy).p_lapse)
+
+
+# --- the detractor weight learnt by the weekly backtest --------------------------------------------------
+
+BACKTEST_CUT = NOW - timedelta(days=90)  # the fit's backtest window: the 90-day horizon fits in the history
+
+
+def _backtest_group(program, prefix: str, n: int, *, lapsed: int, detractors: bool) -> list:
+    """``n`` identical repeat customers (3 orders 30 days apart, the last 20 days before the backtest's
+    cut); ``lapsed`` of them buy nothing after the cut, the others once, 30 days after it. With
+    ``detractors``, each answered their last order's survey as a detractor 10 days before the cut."""
+    members = []
+    for i in range(n):
+        member = buyer(program, f"{prefix}{i}", orders=3, last_days_ago=110, gap_days=30, spent="90")
+        if detractors:
+            last = Purchase.objects.filter(member=member).order_by("-occurred_at").first()
+            answer(member, nps=2, at=BACKTEST_CUT - timedelta(days=10), purchase=last)
+        if i >= lapsed:
+            Purchase.objects.create(
+                program=program,
+                member=member,
+                order_reference=f"{prefix}{i}-after",
+                amount=Decimal("30"),
+                currency=program.currency,
+                occurred_at=BACKTEST_CUT + timedelta(days=30),
+            )
+        members.append(member)
+    return members
+
+
+@pytest.fixture
+def backtest_shop(program):
+    """Enough history for the model and its backtest, and identical twins for the refresh."""
+    policy = health_settings_for(program)
+    policy.min_buyers_for_model, policy.min_frequent_buyers = 100, 10
+    policy.save()
+    _simulated_history(program, 150, np.random.default_rng(7), NOW)
+    twins = [buyer(program, name, orders=4, last_days_ago=40, gap_days=30, spent="200") for name in ("twa", "twb")]
+    return policy, twins
+
+
+def _refresh_with_one_detractor_twin(program, twins):
+    unhappy, happy = twins
+    answer(unhappy, nps=3, at=NOW - timedelta(days=10), existing=True)
+    run = health_refresh(program=program, now=NOW)
+    return run, health(unhappy), health(happy)
+
+
+def test_the_fit_learns_a_positive_detractor_weight_and_the_refresh_uses_it(program, backtest_shop):
+    policy, twins = backtest_shop
+    # In the backtest, detractors lapse far more often (32 of 40) than customers with the same history (8 of 40).
+    _backtest_group(program, "det", 40, lapsed=32, detractors=True)
+    _backtest_group(program, "oth", 40, lapsed=8, detractors=False)
+
+    fit = health_fit_model(program=program, now=NOW)
+
+    assert fit.status == HealthModelFit.Status.FITTED and fit.backtest_days == 90
+    assert fit.risk_model["detractor_n"] == 40
+    learnt = fit.risk_model["detractor_weight"]
+    assert 0.5 < learnt <= 3.0
+    assert learnt != float(policy.detractor_weight)
+    in_use = detractor_weight_in_use(policy, fit)
+    assert in_use.learnt and in_use.learnt_from == 40 and in_use.value == learnt
+
+    run, unhappy, happy = _refresh_with_one_detractor_twin(program, twins)
+
+    assert run.fit_id == fit.pk and run.scored_by == "bgnbd"
+    assert unhappy.p_lapse == pytest.approx(with_added_log_odds(np.array([happy.p_lapse]), learnt)[0], abs=1e-5)
+
+    # 0 in the settings still switches feedback off entirely, learnt weight or not.
+    policy.detractor_weight = Decimal("0")
+    policy.save()
+    assert not detractor_weight_in_use(policy, fit).enabled
+    health_refresh(program=program, now=NOW + timedelta(hours=1))
+    unhappy, happy = health(twins[0]), health(twins[1])
+    assert unhappy.p_lapse == pytest.approx(happy.p_lapse)
+    assert unhappy.risk_reason != CustomerHealth.Reason.VOICE
+    assert unhappy.detractor_at is not None  # still recorded
+
+
+def test_with_too_few_detractors_the_fit_learns_nothing_and_the_setting_is_used(program, backtest_shop):
+    policy, twins = backtest_shop
+    few = MIN_DETRACTORS_TO_LEARN - 1
+    _backtest_group(program, "det", few, lapsed=few, detractors=True)
+    _backtest_group(program, "oth", 40, lapsed=8, detractors=False)
+
+    fit = health_fit_model(program=program, now=NOW)
+
+    assert fit.risk_model is not None
+    assert "detractor_weight" not in fit.risk_model and "detractor_n" not in fit.risk_model
+    assert not detractor_weight_in_use(policy, fit).learnt
+    run, unhappy, happy = _refresh_with_one_detractor_twin(program, twins)
+    setting = float(policy.detractor_weight)
+    assert unhappy.p_lapse == pytest.approx(with_added_log_odds(np.array([happy.p_lapse]), setting)[0], abs=1e-5)
+
+
+def test_answers_outside_the_memory_before_the_cut_do_not_count(program, backtest_shop):
+    policy, _ = backtest_shop
+    policy.detractor_days = 5  # the backtest's answers came 10 days before the cut
+    policy.save()
+    _backtest_group(program, "det", 40, lapsed=32, detractors=True)
+
+    fit = health_fit_model(program=program, now=NOW)
+
+    assert fit.risk_model is not None and "detractor_weight" not in fit.risk_model
+
+
+def test_the_settings_default_is_the_fallback_and_0_5():
+    assert HealthSettings._meta.get_field("detractor_weight").default == Decimal("0.50")
+    assert str(MIN_DETRACTORS_TO_LEARN) in str(HealthSettings._meta.get_field("detractor_weight").help_text)
+
+
+def test_fit_offset_recovers_a_known_offset_and_respects_the_bounds():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.1, 0.9, 40_000)
+    flag = rng.uniform(size=p.size) < 0.3
+    truth = with_added_log_odds(p, np.where(flag, 1.2, 0.0))
+    lapsed = rng.uniform(size=p.size) < truth
+    assert risk.fit_offset(p, flag, lapsed) == pytest.approx(1.2, abs=0.1)
+    # The likelihood's own maximum, by brute force on a grid.
+    grid = np.linspace(0, 3, 3001)
+    q = np.clip(with_added_log_odds(p[flag][:, None], grid[None, :]), 1e-12, 1 - 1e-12)
+    loglik = np.where(lapsed[flag][:, None], np.log(q), np.log(1 - q)).sum(axis=0)
+    assert risk.fit_offset(p, flag, lapsed) == pytest.approx(grid[np.argmax(loglik)], abs=2e-3)
+    # Detractors who lapse less than predicted: 0, never negative; all lapsed: the upper bound.
+    assert risk.fit_offset(p, flag, np.where(flag, False, lapsed)) == 0.0
+    assert risk.fit_offset(p, flag, np.where(flag, True, lapsed)) == 3.0
+    with pytest.raises(ValueError):
+        risk.fit_offset(p, np.zeros_like(flag), lapsed)
 
 
 def test_the_added_log_odds_are_exact():
