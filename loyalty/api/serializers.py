@@ -314,11 +314,14 @@ class KpisSerializer(serializers.Serializer):
     program = serializers.IntegerField()
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
-    current = serializers.JSONField(help_text="orders, lifetime_value, points, members of the period.")
+    current = serializers.JSONField(
+        help_text="orders, lifetime_value, points, members and voice (survey answers: NPS, CSAT) of the period."
+    )
     previous = serializers.JSONField(allow_null=True, help_text="The same for the equal period just before.")
     campaigns = serializers.JSONField()
     revenue_by_month = serializers.JSONField()
     points_by_month = serializers.JSONField()
+    nps_by_month = serializers.JSONField(help_text="NPS and CSAT per month of the last twelve (docs/dashboard.md).")
 
 
 class ControlGroupSerializer(serializers.Serializer):

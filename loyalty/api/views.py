@@ -348,6 +348,7 @@ class StaffKpisView(StaffMixin, APIView):
             "campaigns": plain(board.campaigns),
             "revenue_by_month": plain(board.revenue_by_month),
             "points_by_month": plain(board.points_by_month),
+            "nps_by_month": plain(board.nps_by_month),
         }
         return Response(s.KpisSerializer(body).data)
 

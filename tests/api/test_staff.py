@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from loyalty import kpis, selectors
 from loyalty.models import CustomerHealth, PointsEntry, Tier
-from tests.factories import CampaignFactory, UserFactory, segment_member
+from tests.factories import CampaignFactory, SurveyFactory, SurveyResponseFactory, UserFactory, segment_member
 
 from .conftest import client_for, fund, staff_user
 
@@ -151,6 +151,20 @@ def test_kpis_match_the_dashboard_selectors(viewer, member, other, program):
     assert body["current"]["members"]["total"] == board.current.members.total == 2
     assert body["previous"]["points"]["issued"] == board.previous.points.issued
     assert len(body["points_by_month"]) == len(board.points_by_month)
+    assert len(body["nps_by_month"]) == len(board.nps_by_month)
+
+
+def test_kpis_carry_the_customer_voice(viewer, member, program):
+    survey = SurveyFactory(program=program)
+    for nps in [10, 9, 9, 10, 9, 8, 7, 7, 3, 0]:  # 5 promoters, 3 passives, 2 detractors
+        SurveyResponseFactory(survey=survey, member=member, nps=nps)
+    end = timezone.now() + timedelta(minutes=1)
+    body = client_for(viewer).get(
+        BASE + "kpis/", {"program": program.pk, "start": (end - timedelta(days=30)).isoformat(), "end": end.isoformat()}
+    ).json()
+    voice = body["current"]["voice"]
+    assert (voice["promoters"], voice["passives"], voice["detractors"], voice["nps"]) == (5, 3, 2, 30)
+    assert body["nps_by_month"][-1]["summary"]["nps"] == 30
 
 
 def test_kpis_reject_a_bad_period_and_an_unknown_programme(viewer, program):
