@@ -8,8 +8,9 @@ in one transaction with a fixed number of statements whatever its size:
    one of them waits for the chunk, then finds the purchase recorded and is skipped;
 2. enrol, in bulk, customers who are not members yet (no sign-up bonus, no welcome email:
    they joined, as far as loyalty knows, at their first backfilled order);
-3. ``bulk_create(ignore_conflicts=True)`` the purchases not recorded yet: the unique
-   (programme, order) constraint makes a rerun import nothing twice;
+3. write the purchases not recorded yet (PostgreSQL: ``COPY`` into a temporary table, then
+   ``INSERT ... ON CONFLICT DO NOTHING``; elsewhere ``bulk_create(ignore_conflicts=True)``): the
+   unique (programme, order) constraint makes a rerun import nothing twice;
 4. with ``award_points``, one ``earn`` lot per kept member purchase, net of refunds (pro rata,
    as a live refund would take them back), key ``purchase:<order>:earn``, dated at the payment
    (so expiry rules apply to it);
@@ -177,79 +178,77 @@ def _import_chunk(
         enrolled = len(alive)
 
     # 3. the purchases (a user who no longer exists buys as a guest, as live events do)
-    purchases = []
-    credits: list[tuple[Purchase, int]] = []
+    rows: list[tuple] = []  # in PURCHASE_COLUMNS order
+    credits: list[tuple[str, int, datetime, int]] = []  # (order, member id, paid at, points)
     for order in new:
         member = members.get(pk_of_user(order.user_id)) if order.user_id is not None else None
         earned, reversed_ = _points(program, order) if (award_points and member is not None) else (0, 0)
-        purchase = Purchase(
-            program=program,
-            member=member,
-            email=order.email,
-            order_reference=order.reference,
-            amount=order.amount,
-            refunded_amount=order.refunded_amount,
-            currency=order.currency,
-            status=order.status,
-            points_earned=earned,
-            points_reversed=reversed_,
-            occurred_at=order.paid_at,
-            category=order.category,
+        member_id = member.pk if member is not None else None
+        rows.append(
+            (
+                program.pk,
+                member_id,
+                order.email,
+                order.reference,
+                order.amount,
+                order.refunded_amount,
+                order.currency,
+                order.status,
+                earned,
+                reversed_,
+                order.paid_at,
+                order.category,
+            )
         )
-        purchases.append(purchase)
         if earned > reversed_:
-            credits.append((purchase, earned - reversed_))
-    Purchase.objects.bulk_create(purchases, ignore_conflicts=True)
+            credits.append((order.reference, member_id, order.paid_at, earned - reversed_))
+    inserted = _insert_purchases(program, rows)  # order reference -> id, for the rows this chunk wrote
 
-    # 4. the points: one earn lot per purchase, net of refunds
+    # 4. the points: one earn lot per purchase this chunk wrote, net of refunds
     points_total = 0
     deltas: dict[int, list] = {}  # member id -> [points, orders, last purchase]
+    credits = [credit for credit in credits if credit[0] in inserted]
     if credits:
-        ids = dict(
-            Purchase.objects.filter(
-                program=program, order_reference__in=[purchase.order_reference for purchase, _ in credits]
-            ).values_list("order_reference", "id")
-        )
         per_lot = program.expiry_policy == Program.ExpiryPolicy.PER_LOT
         lifetime = timedelta(days=program.points_lifetime_days) if per_lot and program.points_lifetime_days else None
         running = {member_id: member.balance for member_id, member in members.items_by_id()}
         entries = []
-        for purchase, points in sorted(credits, key=lambda item: (item[0].occurred_at, item[0].order_reference)):
-            member_id = purchase.member.pk
+        for reference, member_id, paid_at, points in sorted(credits, key=lambda credit: (credit[2], credit[0])):
             balance = running[member_id]
             entries.append(
-                PointsEntry(
-                    program_id=program.pk,
-                    member_id=member_id,
-                    kind=PointsEntry.Kind.EARN,
-                    points=points,
-                    remaining=max(0, min(points, points + balance)),  # a negative balance is paid back first
-                    expires_at=purchase.occurred_at + lifetime if lifetime else None,
-                    idempotency_key=f"purchase:{purchase.order_reference}:earn",
-                    reference=purchase.order_reference,
-                    description="Backfill of a past order",
-                    purchase_id=ids[purchase.order_reference],
-                    created_at=purchase.occurred_at,
+                (
+                    program.pk,
+                    member_id,
+                    PointsEntry.Kind.EARN.value,
+                    points,
+                    max(0, min(points, points + balance)),  # a negative balance is paid back first
+                    paid_at + lifetime if lifetime else None,
+                    f"purchase:{reference}:earn",
+                    reference,
+                    "Backfill of a past order",
+                    inserted[reference],
+                    paid_at,
                 )
             )
             running[member_id] = balance + points
             deltas.setdefault(member_id, [0, 0, None])[0] += points
             points_total += points
-        PointsEntry.objects.bulk_create(entries)  # the purchases are new: their keys cannot exist yet
+        _insert_entries(entries)  # the purchases are new: their keys cannot exist yet
 
     # 5. the members' totals, in one statement
-    for purchase in purchases:
-        if purchase.member is not None:
-            delta = deltas.setdefault(purchase.member.pk, [0, 0, None])
+    for row in rows:
+        member_id, reference, paid_at = row[1], row[3], row[10]
+        if member_id is not None and reference in inserted:
+            delta = deltas.setdefault(member_id, [0, 0, None])
             delta[1] += 1
-            delta[2] = purchase.occurred_at if delta[2] is None else max(delta[2], purchase.occurred_at)
+            delta[2] = paid_at if delta[2] is None else max(delta[2], paid_at)
     _update_members(members, deltas)
 
     report = BackfillChunk(
         number=number,
         orders=len(chunk),
-        imported=len(purchases),
-        skipped=len(chunk) - len(purchases),
+        imported=len(inserted),
+        skipped=len(chunk) - len(inserted),
         points=points_total,
         enrolled=enrolled,
         last_reference=chunk[-1].reference,
@@ -257,6 +256,67 @@ def _import_chunk(
         entries=len(credits),
     )
     return report
+
+
+PURCHASE_COLUMNS = (
+    "program_id", "member_id", "email", "order_reference", "amount", "refunded_amount", "currency", "status",
+    "points_earned", "points_reversed", "occurred_at", "category",
+)  # fmt: skip
+ENTRY_COLUMNS = (
+    "program_id", "member_id", "kind", "points", "remaining", "expires_at", "idempotency_key", "reference",
+    "description", "purchase_id", "created_at",
+)  # fmt: skip
+
+
+def _insert_purchases(program: Program, rows: list[tuple]) -> dict[str, int]:
+    """Write the purchases that are not recorded yet; returns ``{order reference: id}`` of those written.
+
+    On PostgreSQL the rows are streamed with ``COPY`` into a temporary table and moved with one
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: no model instances, no 60,000-parameter
+    statement (the ORM path spent half the chunk building and binding it), and a purchase a
+    concurrent backfill or live event wrote meanwhile is simply not ours to credit.
+    """
+    if not rows:
+        return {}
+    columns = ", ".join(PURCHASE_COLUMNS)
+    if connection.vendor == "postgresql":
+        table = Purchase._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE loyalty_backfill_purchase ON COMMIT DROP AS "
+                f"SELECT {columns} FROM {table} WITH NO DATA"
+            )
+            with cursor.cursor.copy(f"COPY loyalty_backfill_purchase ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM loyalty_backfill_purchase "
+                f"ON CONFLICT DO NOTHING RETURNING order_reference, id"
+            )
+            inserted = dict(cursor.fetchall())
+            cursor.execute("DROP TABLE loyalty_backfill_purchase")  # inside an outer transaction, commit is later
+            return inserted
+    Purchase.objects.bulk_create(
+        [Purchase(**dict(zip(PURCHASE_COLUMNS, row, strict=True))) for row in rows], ignore_conflicts=True
+    )
+    # Which of them this chunk wrote cannot be told apart portably: the references were not
+    # recorded when the chunk started (under the members' locks), so they are taken as ours.
+    return dict(
+        Purchase.objects.filter(program=program, order_reference__in=[row[3] for row in rows]).values_list(
+            "order_reference", "id"
+        )
+    )
+
+
+def _insert_entries(entries: list[tuple]) -> None:
+    if connection.vendor == "postgresql":
+        columns = ", ".join(ENTRY_COLUMNS)
+        with connection.cursor() as cursor:
+            with cursor.cursor.copy(f"COPY {PointsEntry._meta.db_table} ({columns}) FROM STDIN") as copy:
+                for entry in entries:
+                    copy.write_row(entry)
+        return
+    PointsEntry.objects.bulk_create([PointsEntry(**dict(zip(ENTRY_COLUMNS, entry, strict=True))) for entry in entries])
 
 
 class _Members(dict):
