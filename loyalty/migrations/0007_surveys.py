@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             model_name="customerhealth",
             name="detractor_at",
             field=models.DateTimeField(
-                blank=True, help_text="Within the detractor memory.", null=True, verbose_name="recent detractor answer"
+                blank=True, help_text="Within the days detractor answers count for.", null=True, verbose_name="recent detractor answer"
             ),
         ),
         migrations.AddField(
@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
             field=models.PositiveIntegerField(
                 default=90,
                 help_text="A survey answer of NPS 0-6 or CSAT 1-2 counts against a member's health for this many days.",
-                verbose_name="detractor memory (days)",
+                verbose_name="detractor answers count for (days)",
             ),
         ),
         migrations.AddField(
@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             name="category",
             field=models.CharField(
                 blank=True,
-                help_text="As the shop's adapter reports it, if it does.",
+                help_text="As reported by the shop's adapter (optional).",
                 max_length=100,
                 verbose_name="product category",
             ),
@@ -153,7 +153,7 @@ class Migration(migrations.Migration):
                     "window_days",
                     models.PositiveIntegerField(
                         default=14,
-                        help_text="Orders paid longer ago than delay + window are never surveyed (say, when a survey starts).",
+                        help_text="Orders paid longer ago than delay + window are never surveyed, so switching a survey on leaves old orders alone.",
                         validators=[django.core.validators.MinValueValidator(1)],
                         verbose_name="send window (days)",
                     ),
@@ -179,7 +179,7 @@ class Migration(migrations.Migration):
                     "alert_email",
                     models.EmailField(
                         blank=True,
-                        help_text="Staff address told when a high-value customer answers as a detractor. Empty: no email.",
+                        help_text="Staff address notified when a high-value customer answers as a detractor. Empty: no email.",
                         max_length=254,
                         verbose_name="detractor alert to",
                     ),
@@ -192,7 +192,7 @@ class Migration(migrations.Migration):
                         help_text="Detractors who spent at least this are high value. Empty: the health settings' high-value spend.",
                         max_digits=12,
                         null=True,
-                        verbose_name="high value from (total spend)",
+                        verbose_name="high-value threshold (total spend)",
                     ),
                 ),
                 ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),

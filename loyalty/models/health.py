@@ -84,7 +84,7 @@ class HealthSettings(models.Model):
         help_text=_("Repeat behaviour the model can learn from: customers with three or more orders."),
     )
     detractor_days = models.PositiveIntegerField(
-        _("detractor memory (days)"),
+        _("detractor answers count for (days)"),
         default=90,
         help_text=_("A survey answer of NPS 0-6 or CSAT 1-2 counts against a member's health for this many days."),
     )
@@ -232,7 +232,7 @@ class CustomerHealth(models.Model):
     expected_next_order_on = models.DateField(_("expected next order"), null=True, blank=True)
     predicted_clv = models.DecimalField(_("predicted value (1 year)"), null=True, blank=True, **MONEY)
     detractor_at = models.DateTimeField(
-        _("recent detractor answer"), null=True, blank=True, help_text=_("Within the detractor memory.")
+        _("recent detractor answer"), null=True, blank=True, help_text=_("Within the days detractor answers count for.")
     )
     segment = models.CharField(_("segment"), max_length=20, choices=Segment.choices)
     segment_since = models.DateTimeField(_("in segment since"))

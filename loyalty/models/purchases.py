@@ -32,7 +32,7 @@ class Purchase(models.Model):
     points_reversed = models.PositiveIntegerField(_("points reversed"), default=0)
     occurred_at = models.DateTimeField(_("paid at"), db_index=True)
     category = models.CharField(
-        _("product category"), max_length=100, blank=True, help_text=_("As the shop's adapter reports it, if it does.")
+        _("product category"), max_length=100, blank=True, help_text=_("As reported by the shop's adapter (optional).")
     )
 
     class Meta:

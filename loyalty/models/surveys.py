@@ -45,7 +45,10 @@ class Survey(models.Model):
         _("send window (days)"),
         default=14,
         validators=[MinValueValidator(1)],
-        help_text=_("Orders paid longer ago than delay + window are never surveyed (say, when a survey starts)."),
+        help_text=_(
+            "Orders paid longer ago than delay + window are never surveyed, so switching a survey on leaves old orders "
+            "alone."
+        ),
     )
     min_days_between = models.PositiveIntegerField(
         _("days between surveys"),
@@ -58,10 +61,10 @@ class Survey(models.Model):
     alert_email = models.EmailField(
         _("detractor alert to"),
         blank=True,
-        help_text=_("Staff address told when a high-value customer answers as a detractor. Empty: no email."),
+        help_text=_("Staff address notified when a high-value customer answers as a detractor. Empty: no email."),
     )
     alert_min_spend = models.DecimalField(
-        _("high value from (total spend)"),
+        _("high-value threshold (total spend)"),
         null=True,
         blank=True,
         help_text=_("Detractors who spent at least this are high value. Empty: the health settings' high-value spend."),

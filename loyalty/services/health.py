@@ -2,7 +2,7 @@
 
 The refresh is set-based. One SQL statement per chunk of member ids aggregates purchases
 (first and last purchase, orders, purchase days, spend) and finds each member's latest
-detractor survey answer within the detractor memory; RFM quintile breakpoints come
+detractor survey answer within `detractor_days`; RFM quintile breakpoints come
 from one ``NTILE(5)`` statement over the whole programme; scoring is numpy over the
 chunk's arrays; the rows are written in bulk (``COPY`` + ``INSERT ... ON CONFLICT`` on
 PostgreSQL, ``bulk_create(update_conflicts=True)`` elsewhere). No query runs per member.
@@ -56,7 +56,7 @@ OVERRIDABLE = {
     Segment.NEEDS_ATTENTION,
 }
 #: A repeat customer in one of these groups who answered a survey as a detractor (NPS 0-6 or
-#: CSAT 1-2) within the detractor memory moves to "needs attention" (reason "voice"): they
+#: CSAT 1-2) within `detractor_days` moves to "needs attention" (reason "voice"): they
 #: still buy, but said they are unhappy. Members flagged at risk for other reasons, and
 #: groups further gone, keep their segment.
 VOICE_OVERRIDABLE = {
