@@ -53,7 +53,7 @@ ZERO = Decimal("0.00")
 DAYS_PER_YEAR = Decimal(365)
 
 #: Orders that count: paid, or paid and partly refunded (counted at their net amount).
-COUNTED_STATUSES = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
+COUNTED_STATUSES = Purchase.KEPT_STATUSES
 #: A segment staff watch; "moved into at risk" counts members who entered it recently.
 AT_RISK = Segment.AT_RISK.value
 RECENT_MOVES = timedelta(days=7)

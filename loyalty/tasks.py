@@ -149,19 +149,25 @@ SEND_RETRY_MAX_COUNTDOWN = 3600
 DATABASE_RETRIES = 5
 
 
+def _send_retrying(task, send, send_retry: type[Exception], **kwargs) -> str:
+    """Run one email's ``send`` for a bound task: its ``send_retry`` (SMTP) is retried after 1, 2,
+    4... minutes (the service stops raising it after its last attempt), a database error after 30 s."""
+    try:
+        return send(**kwargs)
+    except send_retry as exc:
+        countdown = min(60 * 2**task.request.retries, SEND_RETRY_MAX_COUNTDOWN)
+        raise task.retry(exc=exc, countdown=countdown) from None
+    except OperationalError as exc:  # the database was busy or unreachable: nothing was sent, try again
+        raise task.retry(exc=exc, countdown=30, max_retries=DATABASE_RETRIES) from None
+
+
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def send_message(self, message_id: int) -> str:
     """Send one campaign email. The service counts attempts in the database and stops raising
     (marking the message failed) after ``CAMPAIGN_MAX_ATTEMPTS``; until then: 1, 2, 4... minutes."""
     from .services.campaigns import MessageSendRetry, message_send
 
-    try:
-        return message_send(message_id=message_id)
-    except MessageSendRetry as exc:
-        countdown = min(60 * 2**self.request.retries, SEND_RETRY_MAX_COUNTDOWN)
-        raise self.retry(exc=exc, countdown=countdown) from None
-    except OperationalError as exc:  # the database was busy or unreachable: nothing was sent, try again
-        raise self.retry(exc=exc, countdown=30, max_retries=DATABASE_RETRIES) from None
+    return _send_retrying(self, message_send, MessageSendRetry, message_id=message_id)
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -186,10 +192,4 @@ def send_survey_invitation(self, invitation_id: int) -> str:
     marks the invitation failed after ``CAMPAIGN_MAX_ATTEMPTS``."""
     from .services.surveys import InvitationSendRetry, invitation_send
 
-    try:
-        return invitation_send(invitation_id=invitation_id)
-    except InvitationSendRetry as exc:
-        countdown = min(60 * 2**self.request.retries, SEND_RETRY_MAX_COUNTDOWN)
-        raise self.retry(exc=exc, countdown=countdown) from None
-    except OperationalError as exc:  # the database was busy or unreachable: nothing was sent, try again
-        raise self.retry(exc=exc, countdown=30, max_retries=DATABASE_RETRIES) from None
+    return _send_retrying(self, invitation_send, InvitationSendRetry, invitation_id=invitation_id)

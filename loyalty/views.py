@@ -153,7 +153,8 @@ PIXEL = (
 
 
 def _invalid_link(request: HttpRequest) -> HttpResponse:
-    return render(request, "loyalty/invalid_link.html", {"base_template": loyalty_settings.BASE_TEMPLATE}, status=400)
+    context = {"base_template": loyalty_settings.BASE_TEMPLATE, "show_hint": True}
+    return render(request, "loyalty/invalid_link.html", context, status=400)
 
 
 @csrf_exempt  # RFC 8058 one-click: the mail client POSTs without a CSRF token
@@ -283,8 +284,12 @@ def _survey_link_refused(request: HttpRequest, refusal: LoyaltyError) -> HttpRes
     """A garbled, changed or expired link (400), or one whose invitation is gone (404)."""
     return render(
         request,
-        "loyalty/survey_link_invalid.html",
-        {"base_template": loyalty_settings.BASE_TEMPLATE, "message": refusal.message, "code": refusal.code},
+        "loyalty/invalid_link.html",
+        {
+            "base_template": loyalty_settings.BASE_TEMPLATE,
+            "message": refusal.message,
+            "show_hint": refusal.code == "survey_link_invalid",  # not for an expired or deleted one
+        },
         status=404 if refusal.code == "survey_not_found" else 400,
     )
 

@@ -94,11 +94,14 @@ class OscarAdapter(BaseAdapter):
             (order_status_changed, self.order_status_changed),
         ]
 
-    def amount(self, order) -> Decimal:
-        """What ``order`` earns points on (``AMOUNT``), as a ``Decimal`` rounded to cents."""
+    def _amount_name(self) -> str:
         if self.AMOUNT not in AMOUNTS:
             raise ValueError(f"OscarAdapter.AMOUNT must be one of {', '.join(AMOUNTS)}, not {self.AMOUNT!r}.")
-        value = getattr(order, self.AMOUNT)
+        return self.AMOUNT
+
+    def amount(self, order) -> Decimal:
+        """What ``order`` earns points on (``AMOUNT``), as a ``Decimal`` rounded to cents."""
+        value = getattr(order, self._amount_name())
         return Decimal(value).quantize(Decimal("0.01"))
 
     def event(self, order, kind: str, occurred_at: datetime, amount: Decimal | None = None) -> OrderEvent:
@@ -151,10 +154,8 @@ class OscarAdapter(BaseAdapter):
             if placed is None:
                 raise ValueError(f"The shop has no paid order {after!r} to resume after.")
             orders = orders.filter(Q(date_placed__gt=placed) | Q(date_placed=placed, number__gt=after))
-        if self.AMOUNT not in AMOUNTS:
-            raise ValueError(f"OscarAdapter.AMOUNT must be one of {', '.join(AMOUNTS)}, not {self.AMOUNT!r}.")
         rows = (
-            orders.annotate(loyalty_amount=_amount_expression(self.AMOUNT))
+            orders.annotate(loyalty_amount=_amount_expression(self._amount_name()))
             .order_by("date_placed", "number")
             .values_list(
                 "number", "loyalty_amount", "currency", "date_placed", "user_id", "user__email", "guest_email", "status"

@@ -372,9 +372,9 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
 
     def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Adjust one member's points from their change page (needs the change permission)."""
-        member = self.get_object(request, unquote(object_id))
-        if member is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        member = self._member_or_redirect(request, object_id)
+        if isinstance(member, HttpResponse):
+            return member
         if not self.has_change_permission(request, member):
             raise PermissionDenied
         change_url = self._change_url(member)
@@ -406,18 +406,8 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(change_url)
-        return TemplateResponse(
-            request,
-            "admin/loyalty/member/adjust_points.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": _("Adjust points of %(member)s") % {"member": member},
-                "opts": self.opts,
-                "original": member,
-                "form": form,
-                "change_url": change_url,
-            },
-        )
+        title = _("Adjust points of %(member)s") % {"member": member}
+        return self._action_page(request, "adjust_points.html", member, title, form=form)
 
     @admin.action(description=_("Adjust points of selected members…"), permissions=["change"])
     def adjust_points(self, request: HttpRequest, queryset: QuerySet[Member]):

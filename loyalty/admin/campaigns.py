@@ -122,6 +122,11 @@ def _share(part: int, whole: int) -> Decimal | None:
     return (Decimal(part) * 100 / whole).quantize(Decimal("0.01")) if whole else None
 
 
+def _runnable(campaign: Campaign) -> bool:
+    """Whether running the campaign now would queue anything: it and its programme are active."""
+    return campaign.is_active and campaign.program.is_active
+
+
 def _user_email(user) -> str:
     return (getattr(user, user.get_email_field_name(), "") or "").strip()
 
@@ -263,7 +268,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def _run(self, request: HttpRequest, campaign: Campaign) -> None:
         """Run one campaign now (the service the schedule calls) and tell staff what it queued."""
-        if not (campaign.is_active and campaign.program.is_active):
+        if not _runnable(campaign):
             self.message_user(
                 request,
                 gettext("“%(name)s” is not active, or its programme is switched off: nothing was run.")
@@ -346,14 +351,17 @@ class CampaignAdmin(admin.ModelAdmin):
             return campaign_preview_member(campaign=campaign), [], note
         return matches[0], matches[1:], ""
 
-    def _campaign(self, request: HttpRequest, object_id: str) -> Campaign | None:
-        return self.get_object(request, unquote(object_id))
+    def _campaign_or_redirect(self, request: HttpRequest, object_id: str) -> Campaign | HttpResponse:
+        campaign = self.get_object(request, unquote(object_id))
+        if campaign is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return campaign
 
     def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The campaign's email for one member, rendered without sending or writing anything."""
-        campaign = self._campaign(request, object_id)
-        if campaign is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        campaign = self._campaign_or_redirect(request, object_id)
+        if isinstance(campaign, HttpResponse):
+            return campaign
         if not self.has_view_permission(request, campaign):
             raise PermissionDenied
         query = request.GET.get("member", "").strip()
@@ -396,9 +404,9 @@ class CampaignAdmin(admin.ModelAdmin):
         """POST: send the preview to the signed-in staff user's own address, prefixed "[TEST]"."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        campaign = self._campaign(request, object_id)
-        if campaign is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        campaign = self._campaign_or_redirect(request, object_id)
+        if isinstance(campaign, HttpResponse):
+            return campaign
         if not self.has_view_permission(request, campaign):
             raise PermissionDenied
         member, _matches, _note = self._preview_member(request, campaign, request.POST.get("member", "").strip())
@@ -437,9 +445,9 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: how many members would be selected now; POST: run the campaign (``campaign_run``)."""
-        campaign = self._campaign(request, object_id)
-        if campaign is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        campaign = self._campaign_or_redirect(request, object_id)
+        if isinstance(campaign, HttpResponse):
+            return campaign
         if not self.has_change_permission(request, campaign):
             raise PermissionDenied
         change_url = self._url("change", campaign)
@@ -458,7 +466,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 "opts": self.opts,
                 "original": campaign,
                 "change_url": change_url,
-                "runnable": campaign.is_active and campaign.program.is_active,
+                "runnable": _runnable(campaign),
                 "eligible": eligible,
                 "segments": self.segment_list(campaign),
                 "next_send_at": next_send_at and timezone.localtime(next_send_at),

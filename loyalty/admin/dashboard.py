@@ -201,9 +201,7 @@ def _card(
     the previous value.
     """
     value = fmt(current)
-    if not compare:
-        return Card(label, value, help, note=note)
-    if previous is None:  # nothing to compare with (e.g. CLV without the year before)
+    if not compare or previous is None:  # None: nothing to compare with (e.g. CLV without the year before)
         return Card(label, value, help, note=note)
     prev_text = fmt(previous)
     if current is None or (not rate and not score and not previous):

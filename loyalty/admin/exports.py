@@ -23,8 +23,8 @@ from ..forms import LedgerExportForm
 from ..models import Member
 
 
-class MemberExportMixin:
-    """For ``MemberAdmin``: the ``export_csv`` action and the ``.../member/export/`` view."""
+class _ExportUrlMixin:
+    """The ``.../export/`` URL (``admin:<app>_<model>_export``) of the admin's ``export_view``."""
 
     def get_export_urls(self):
         return [
@@ -34,6 +34,10 @@ class MemberExportMixin:
                 name=f"{self.opts.app_label}_{self.opts.model_name}_export",
             )
         ]
+
+
+class MemberExportMixin(_ExportUrlMixin):
+    """For ``MemberAdmin``: the ``export_csv`` action and the ``.../member/export/`` view."""
 
     @admin.action(description=_("Export selected members as CSV"), permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Member]):
@@ -50,17 +54,8 @@ class MemberExportMixin:
         return exports.members_csv(changelist.queryset)
 
 
-class LedgerExportMixin:
+class LedgerExportMixin(_ExportUrlMixin):
     """For ``PointsEntryAdmin``: the ``.../pointsentry/export/`` page."""
-
-    def get_export_urls(self):
-        return [
-            path(
-                "export/",
-                self.admin_site.admin_view(self.export_view),
-                name=f"{self.opts.app_label}_{self.opts.model_name}_export",
-            )
-        ]
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         """Without a period: the form. With a valid one (GET, so the link can be bookmarked): the CSV."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -295,10 +298,6 @@ class KpiQuerySerializer(serializers.Serializer):
     compare = serializers.BooleanField(required=False, default=True, help_text="Also the equal period before.")
 
     def validate(self, attrs):
-        from datetime import timedelta
-
-        from django.utils import timezone
-
         end = attrs.get("end") or timezone.now()
         start = attrs.get("start") or end - timedelta(days=365)
         if end <= start:

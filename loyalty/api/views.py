@@ -55,6 +55,11 @@ def own_members(user):
     return selectors.memberships_for_user(user)
 
 
+def own_redemptions(user):
+    """The signed-in customer's redemptions, with their rewards."""
+    return Redemption.objects.filter(member__in=own_members(user)).select_related("reward")
+
+
 # --- customers ------------------------------------------------------------------------------
 
 
@@ -86,7 +91,7 @@ def _program_filter(request) -> int | None:
     if value in (None, ""):
         return None
     field = s.serializers.IntegerField(min_value=1, max_value=s.MAX_ID)
-    return field.run_validation(value) if value else None
+    return field.run_validation(value)
 
 
 @extend_schema(tags=["customer"], parameters=[PROGRAM_PARAM], responses={200: s.LedgerEntrySerializer, **errors(400)})
@@ -130,7 +135,7 @@ class RedemptionListView(generics.ListCreateAPIView):
     throttle_classes = [RedeemThrottle]
 
     def get_queryset(self):
-        return Redemption.objects.filter(member__in=own_members(self.request.user)).select_related("reward")
+        return own_redemptions(self.request.user)
 
     @extend_schema(tags=["customer"], responses={200: s.RedemptionSerializer, **errors()})
     def get(self, request, *args, **kwargs):
@@ -175,7 +180,7 @@ class RedemptionDetailView(PathIdMixin, generics.RetrieveAPIView):
     serializer_class = s.RedemptionSerializer
 
     def get_queryset(self):
-        return Redemption.objects.filter(member__in=own_members(self.request.user)).select_related("reward")
+        return own_redemptions(self.request.user)
 
 
 @extend_schema(tags=["customer"], responses={200: s.ReferralSerializer(many=True), **errors()})

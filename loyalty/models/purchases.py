@@ -18,6 +18,9 @@ class Purchase(models.Model):
         REFUNDED = "refunded", _("Refunded")
         CANCELLED = "cancelled", _("Cancelled")
 
+    #: Orders that still count as bought (health, KPIs, surveys, alerts): paid, or refunded in part.
+    KEPT_STATUSES = (Status.PAID, Status.PARTIALLY_REFUNDED)
+
     program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="purchases")
     member = models.ForeignKey(
         "loyalty.Member", null=True, blank=True, on_delete=models.PROTECT, related_name="purchases"

@@ -78,8 +78,10 @@ class BackfillResult:
 def backfill_program(*, slug: str | None = None) -> Program:
     """The programme to backfill: ``slug``, else ``LOYALTY["DEFAULT_PROGRAM"]``, else the oldest active one."""
     slug = slug or loyalty_settings.DEFAULT_PROGRAM
-    programs = Program.objects.all() if slug else Program.objects.filter(is_active=True)
-    program = programs.filter(slug=slug).first() if slug else programs.order_by("id").first()
+    if slug:
+        program = Program.objects.filter(slug=slug).first()
+    else:
+        program = Program.objects.filter(is_active=True).order_by("id").first()
     if program is None:
         raise NoProgram(f'No programme with the slug "{slug}".' if slug else "No active programme.")
     return program

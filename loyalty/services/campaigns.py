@@ -44,8 +44,9 @@ from django.utils.translation import ngettext
 
 from ..conf import loyalty_settings
 from ..exceptions import LoyaltyError
-from ..models import Campaign, Member, Message, PointsEntry, Program, Purchase, Reward
+from ..models import Campaign, Member, Message, PointsEntry, Program, Purchase, Reward, SurveyInvitation
 from .ledger import points_credit
+from .notifications import email_message, site_url
 from .rewards import redeem
 
 logger = logging.getLogger("loyalty.campaigns")
@@ -280,10 +281,38 @@ def _locked_queued(message_id: int) -> Message | str:
     return message
 
 
-def _close(message: Message, status: str, error: str) -> str:
-    message.status, message.last_error = status, error[:2000]
-    message.save(update_fields=["status", "last_error"])
+def close_queued(record: Message | SurveyInvitation, status: str, error: str) -> str:
+    """End a queued campaign message or survey invitation unsent (skipped, failed) with the reason."""
+    record.status, record.last_error = status, error[:2000]
+    record.save(update_fields=["status", "last_error"])
     return status
+
+
+def deliver(
+    record: Message | SurveyInvitation,
+    email: EmailMultiAlternatives,
+    *,
+    now: datetime,
+    log: logging.Logger,
+    label: str,
+) -> bool:
+    """Send ``email`` for a queued campaign message or survey invitation under its row lock:
+    count the attempt, then mark it sent (with the address), or keep the error and mark it
+    failed after ``CAMPAIGN_MAX_ATTEMPTS`` attempts. ``True``: a failure worth retrying."""
+    record.attempts += 1
+    try:
+        email.send()
+    except (smtplib.SMTPException, OSError) as exc:
+        record.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        retry = record.attempts < loyalty_settings.CAMPAIGN_MAX_ATTEMPTS
+        if not retry:
+            record.status = type(record).Status.FAILED
+            log.error("%s %s failed after %s attempts: %s", label, record.pk, record.attempts, exc)
+        record.save(update_fields=["attempts", "last_error", "status"])
+        return retry
+    record.status, record.sent_at, record.to_email = type(record).Status.SENT, now, email.to[0]
+    record.save(update_fields=["attempts", "status", "sent_at", "to_email"])
+    return False
 
 
 def _reward_phrase(reward: Reward) -> str:
@@ -385,16 +414,16 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
         if isinstance(message, str):
             return message
         if reason := _skip_reason(message, member):
-            return _close(message, Status.SKIPPED, reason)
+            return close_queued(message, Status.SKIPPED, reason)
         try:
             _templates(message.campaign)
         except TemplateSyntaxError as exc:
-            return _close(message, Status.FAILED, f"The campaign's template does not compile: {exc}")
+            return close_queued(message, Status.FAILED, f"The campaign's template does not compile: {exc}")
         with translation.override(_campaign_language(message.campaign)):
             try:
                 incentive = _issue_incentive(message, member, now)
             except LoyaltyError as exc:
-                return _close(message, Status.FAILED, f"Incentive not issued ({exc.code}): {exc.message}")
+                return close_queued(message, Status.FAILED, f"Incentive not issued ({exc.code}): {exc.message}")
         keep_mark = (message.incentive_reference or "").startswith(RESEND_MARK)
         if incentive.reference != message.incentive_reference and not keep_mark:
             message.incentive_reference = incentive.reference
@@ -407,22 +436,10 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
             return message
         member = Member.objects.select_related("program", "user", "tier").get(pk=message.member_id)
         if reason := _skip_reason(message, member):  # unsubscribed in between
-            return _close(message, Status.SKIPPED, reason)
+            return close_queued(message, Status.SKIPPED, reason)
         email = message_email(message=message, member=member, incentive=incentive)
-        message.attempts += 1
-        try:
-            email.send()
-        except (smtplib.SMTPException, OSError) as exc:
-            message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            if message.attempts >= loyalty_settings.CAMPAIGN_MAX_ATTEMPTS:
-                message.status = Status.FAILED
-                logger.error("Campaign message %s failed after %s attempts: %s", message_id, message.attempts, exc)
-            else:
-                retry = MessageSendRetry(message_id, message.attempts, message.last_error)
-            message.save(update_fields=["attempts", "last_error", "status"])
-        else:
-            message.status, message.sent_at, message.to_email = Status.SENT, now, email.to[0]
-            message.save(update_fields=["attempts", "status", "sent_at", "to_email"])
+        if deliver(message, email, now=now, log=logger, label="Campaign message"):
+            retry = MessageSendRetry(message_id, message.attempts, message.last_error)
     if retry is not None:
         raise retry
     return message.status
@@ -437,12 +454,8 @@ def _templates(campaign: Campaign) -> tuple[Template, Template, Template | None]
     return Template(campaign.subject), Template(campaign.text_template), html_template
 
 
-def _site() -> str:
-    return str(loyalty_settings.SITE_URL).rstrip("/")
-
-
 def _absolute(path: str) -> str:
-    return f"{_site()}{path}"
+    return f"{site_url()}{path}"
 
 
 def shop_name_for(program: Program) -> str:
@@ -455,7 +468,7 @@ _LINK = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE 
 def track_links(body: str, *, message: Message, keep: set[str] = frozenset()) -> str:
     """Route http(s) links to our own site (``SITE_URL``'s host) through the click tracker;
     other links, and those in ``keep`` (the unsubscribe link), stay as they are."""
-    own_host = urlsplit(_site()).netloc.lower()
+    own_host = urlsplit(site_url()).netloc.lower()
 
     def rewrite(match: re.Match) -> str:
         url = html.unescape(match.group(3)).strip()
@@ -501,7 +514,7 @@ def _context(
         "incentive": incentive_text,
         "incentive_expires_on": expires_on,
         "unsubscribe_url": _absolute(reverse("loyalty:unsubscribe", args=[token])),
-        "shop_url": f"{_site()}/",
+        "shop_url": f"{site_url()}/",
         "shop_name": shop_name_for(program),
         "program_name": program.name,
     }
@@ -565,19 +578,6 @@ def campaign_render(
     return RenderedEmail(subject=subject, text=text, html=body, headers=headers)
 
 
-def _email(rendered: RenderedEmail, *, to: str, subject: str | None = None) -> EmailMultiAlternatives:
-    email = EmailMultiAlternatives(
-        subject=rendered.subject if subject is None else subject,
-        body=rendered.text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[to],
-        headers=dict(rendered.headers),
-    )
-    if rendered.html is not None:
-        email.attach_alternative(rendered.html, "text/html")
-    return email
-
-
 def message_email(*, message: Message, member: Member, incentive: IssuedIncentive) -> EmailMultiAlternatives:
     """The email for ``message``: text and (when the campaign has one) tracked HTML, with
     RFC 8058 one-click unsubscribe headers, rendered in the campaign's language."""
@@ -588,7 +588,7 @@ def message_email(*, message: Message, member: Member, incentive: IssuedIncentiv
         incentive_text=incentive.text,
         incentive_expires_at=incentive.expires_at,
     )
-    return _email(rendered, to=getattr(member.user, member.user.get_email_field_name()))
+    return email_message(rendered, to=getattr(member.user, member.user.get_email_field_name()))
 
 
 # --- previews and test sends (admin) -----------------------------------------------------------
@@ -678,7 +678,7 @@ def campaign_send_test(*, campaign: Campaign, member: Member, to: str, now: date
     if not to:
         raise LoyaltyError(_("There is no address to send the test to."), code="no_email")
     rendered = campaign_preview(campaign=campaign, member=member, now=now)
-    _email(rendered, to=to, subject=f"{TEST_SUBJECT_PREFIX}{rendered.subject}").send()
+    email_message(rendered, to=to, subject=f"{TEST_SUBJECT_PREFIX}{rendered.subject}").send()
     logger.info("Campaign %s: test email for member %s sent to %s", campaign.pk, member.pk, to)
     return rendered
 

@@ -138,7 +138,6 @@ def expiry_reminders_send(*, now: datetime | None = None, batch_size: int = 1000
     return reminded
 
 
-
 LAST_CHANCE_KEY = "last-chance:lot:"
 
 
@@ -160,10 +159,9 @@ def expiry_last_chance_send(*, now: datetime | None = None, batch_size: int = 10
         ).filter(~Exists(marked))
         due = (
             lots.filter(member__marketing_consent=True)
-            .values("member_id")
-            .annotate(n=Count("id"))
             .order_by("member_id")
             .values_list("member_id", flat=True)
+            .distinct()
         )
         for member_id in due.iterator(chunk_size=batch_size):
             with transaction.atomic():

@@ -36,7 +36,7 @@ from ..models import CustomerHealth, HealthRun, HealthSettings, Member, Purchase
 
 logger = logging.getLogger("loyalty.feedback")
 
-COUNTED_STATUSES = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
+COUNTED_STATUSES = Purchase.KEPT_STATUSES
 ZERO = Decimal("0.00")
 
 

@@ -58,19 +58,12 @@ OVERRIDABLE = {
 #: A repeat customer in one of these groups who answered a survey as a detractor (NPS 0-6 or
 #: CSAT 1-2) within `detractor_days` moves to "needs attention" (reason "voice"): they
 #: still buy, but said they are unhappy. Members flagged at risk for other reasons, and
-#: groups further gone, keep their segment.
-VOICE_OVERRIDABLE = {
-    Segment.CHAMPIONS,
-    Segment.LOYAL,
-    Segment.ACTIVE,
-    Segment.PROMISING,
-    Segment.NEW,
-    Segment.NEEDS_ATTENTION,
-}
+#: groups further gone, keep their segment. The same groups the detector may override.
+VOICE_OVERRIDABLE = OVERRIDABLE
 THRESHOLD_PREVIEW = (0.5, 0.6, 0.7, 0.8, 0.9)
 FIT_MAX_AGE = timedelta(days=8)
 CLV_HORIZON_DAYS = 365
-COUNTED_STATUSES = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
+COUNTED_STATUSES = Purchase.KEPT_STATUSES
 
 
 def health_settings_for(program: Program) -> HealthSettings:
@@ -302,16 +295,14 @@ MIN_DETRACTORS_TO_LEARN = risk.MIN_DETRACTORS_TO_LEARN
 
 def _detractors_at(program: Program, cut: datetime, detractor_days: int) -> np.ndarray:
     """Ids of the members with a detractor answer in ``(cut - detractor_days, cut]`` (one query)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT DISTINCT r.member_id FROM {SurveyResponse._meta.db_table} r
-             WHERE r.program_id = %s AND r.is_detractor = %s AND r.member_id IS NOT NULL
-               AND r.submitted_at > %s AND r.submitted_at <= %s
-            """,
-            [program.pk, True, cut - timedelta(days=detractor_days), cut],
-        )
-        return np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
+    ids = SurveyResponse.objects.filter(
+        program=program,
+        is_detractor=True,
+        member__isnull=False,
+        submitted_at__gt=cut - timedelta(days=detractor_days),
+        submitted_at__lte=cut,
+    ).values_list("member_id", flat=True)
+    return np.fromiter(ids.order_by().distinct().iterator(), dtype=np.int64)
 
 
 def _fit_risk(

@@ -19,7 +19,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Sum
@@ -154,6 +153,21 @@ def member_email_render(
     return MemberEmail(subject=subject, text=text, html=html, headers=headers)
 
 
+def email_message(rendered: MemberEmail, *, to: str, subject: str | None = None) -> EmailMultiAlternatives:
+    """The email for a rendered message (a member email, a survey, a campaign): text, the HTML
+    alternative when there is one, the rendered headers; ``subject`` replaces the rendered one."""
+    email = EmailMultiAlternatives(
+        subject=rendered.subject if subject is None else subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        headers=dict(rendered.headers),
+    )
+    if rendered.html is not None:
+        email.attach_alternative(rendered.html, "text/html")
+    return email
+
+
 def send_member_email(*, member_id: int, template: str, context: dict[str, Any]) -> bool:
     """Render and send; ``False`` (nothing sent) when the member or their email is gone, or
     for a marketing email when the member has no (longer) marketing consent."""
@@ -166,16 +180,7 @@ def send_member_email(*, member_id: int, template: str, context: dict[str, Any])
         logger.info("Email %s to member %s skipped: no marketing consent.", template, member_id)
         return False
     rendered = member_email_render(member=member, template=template, context=context)
-    message = EmailMultiAlternatives(
-        subject=rendered.subject,
-        body=rendered.text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[email],
-        headers=rendered.headers,
-    )
-    if rendered.html is not None:
-        message.attach_alternative(rendered.html, "text/html")
-    message.send()
+    email_message(rendered, to=email).send()
     return True
 
 
@@ -200,22 +205,16 @@ def monthly_statements_send(*, now: datetime | None = None) -> int:
     ``statement:<YYYY-MM>``: a rerun queues nothing). Set-based: members are selected in chunks,
     their figures come from one grouped query per chunk; one ``send_member_email`` task each."""
     from ..tasks import send_member_email as task
+    from .campaigns import marketing_reachable
 
     now = now or timezone.now()
     month, start, end = statement_month(now)
     key = f"statement:{month}"
-    email_field = get_user_model().get_email_field_name()
     expiring_by = now + timedelta(days=STATEMENT_EXPIRING_DAYS)
     queued = 0
     for program in Program.objects.filter(is_active=True, email_monthly_statement=True):
         sent = EmailReceipt.objects.filter(member_id=OuterRef("pk"), key=key)
-        selection = (
-            Member.objects.filter(program=program, marketing_consent=True, user__is_active=True)
-            .exclude(**{f"user__{email_field}": ""})
-            .exclude(**{f"user__{email_field}__isnull": True})
-            .filter(~Exists(sent))
-            .order_by("pk")
-        )
+        selection = marketing_reachable(Member.objects.filter(program=program)).filter(~Exists(sent)).order_by("pk")
         last = 0
         while ids := list(selection.filter(pk__gt=last).values_list("pk", flat=True)[:STATEMENT_CHUNK]):
             last = ids[-1]

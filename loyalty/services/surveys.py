@@ -19,15 +19,12 @@ Lock order is member, then invitation (as in campaigns: member, then message).
 from __future__ import annotations
 
 import logging
-import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.urls import reverse
@@ -35,13 +32,12 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from ..conf import loyalty_settings
 from ..config_cache import paying_rules
 from ..exceptions import LoyaltyError
 from ..models import EarningRule, Member, PointsEntry, Purchase, Survey, SurveyInvitation, SurveyResponse
 from . import feedback
-from .campaigns import marketing_reachable, marketing_unreachable_reason
-from .notifications import MemberEmail, member_email_render, member_language, site_url
+from .campaigns import PREVIEW_TOKEN, close_queued, deliver, marketing_reachable, marketing_unreachable_reason
+from .notifications import MemberEmail, email_message, member_email_render, member_language, site_url
 from .rules import _bonus
 
 logger = logging.getLogger("loyalty.surveys")
@@ -55,7 +51,7 @@ LINK_MAX_AGE = timedelta(days=60)
 EDIT_WINDOW = timedelta(hours=24)
 COMMENT_MAX_LENGTH = 4000
 #: Orders in these states are surveyed; refunded and cancelled ones are not.
-SURVEYED_STATUSES = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
+SURVEYED_STATUSES = Purchase.KEPT_STATUSES
 #: A queued invitation older than this whose task never ran (no attempt) is queued again.
 STALE_QUEUED = timedelta(hours=1)
 TEMPLATE = "survey_invitation"
@@ -117,10 +113,9 @@ def survey_due_purchases(*, survey: Survey, now: datetime):
         member_id=OuterRef("member_id"), created_at__gt=now - timedelta(days=survey.min_days_between)
     )
     reachable = marketing_reachable(Member.objects.filter(program_id=survey.program_id))
-    return in_window.filter(
-        member_id__isnull=False,
-        member_id__in=reachable.values("pk"),
-    ).filter(~Exists(later), ~Exists(invited), ~Exists(recently_asked))
+    return in_window.filter(member_id__in=reachable.values("pk")).filter(
+        ~Exists(later), ~Exists(invited), ~Exists(recently_asked)
+    )
 
 
 def survey_select(*, survey: Survey, now: datetime | None = None) -> int:
@@ -260,12 +255,6 @@ def invitation_render(*, invitation: SurveyInvitation, member: Member) -> Member
     )
 
 
-def _close(invitation: SurveyInvitation, status: str, error: str) -> str:
-    invitation.status, invitation.last_error = status, error[:2000]
-    invitation.save(update_fields=["status", "last_error"])
-    return status
-
-
 def invitation_send(*, invitation_id: int, now: datetime | None = None) -> str:
     """Send one queued invitation; returns the outcome (``sent``, ``skipped``, ``failed``,
     ``missing``, ``not_queued``). Raises :class:`InvitationSendRetry` on an SMTP or network
@@ -288,34 +277,11 @@ def invitation_send(*, invitation_id: int, now: datetime | None = None) -> str:
         if member is None:
             return "missing"
         if reason := _skip_reason(invitation, member):
-            return _close(invitation, Status.SKIPPED, reason)
+            return close_queued(invitation, Status.SKIPPED, reason)
         rendered = invitation_render(invitation=invitation, member=member)
-        to = getattr(member.user, member.user.get_email_field_name())
-        email = EmailMultiAlternatives(
-            subject=rendered.subject,
-            body=rendered.text,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[to],
-            headers=dict(rendered.headers),
-        )
-        if rendered.html is not None:
-            email.attach_alternative(rendered.html, "text/html")
-        invitation.attempts += 1
-        try:
-            email.send()
-        except (smtplib.SMTPException, OSError) as exc:
-            invitation.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            if invitation.attempts >= loyalty_settings.CAMPAIGN_MAX_ATTEMPTS:
-                invitation.status = Status.FAILED
-                logger.error(
-                    "Survey invitation %s failed after %s attempts: %s", invitation_id, invitation.attempts, exc
-                )
-            else:
-                retry = InvitationSendRetry(invitation_id, invitation.attempts, invitation.last_error)
-            invitation.save(update_fields=["attempts", "last_error", "status"])
-        else:
-            invitation.status, invitation.sent_at, invitation.to_email = Status.SENT, now, to
-            invitation.save(update_fields=["attempts", "status", "sent_at", "to_email"])
+        email = email_message(rendered, to=getattr(member.user, member.user.get_email_field_name()))
+        if deliver(invitation, email, now=now, log=logger, label="Survey invitation"):
+            retry = InvitationSendRetry(invitation_id, invitation.attempts, invitation.last_error)
     if retry is not None:
         raise retry
     return invitation.status
@@ -333,9 +299,7 @@ def invitation_opened(*, invitation: SurveyInvitation, at: datetime | None = Non
 # --- the signed link -------------------------------------------------------------------------
 # The invitation id, signed with a salt of its own and a timestamp: changing the id breaks the
 # signature, a campaign token does not work here, and after LINK_MAX_AGE the link is refused.
-
-#: Stands in for the token in previews: the page refuses it as an invalid link.
-PREVIEW_TOKEN = "preview"
+# ``PREVIEW_TOKEN`` (campaigns') stands in for the token in previews: the page refuses it as an invalid link.
 
 
 def survey_token(invitation: SurveyInvitation) -> str:

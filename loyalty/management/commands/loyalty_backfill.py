@@ -76,9 +76,7 @@ class Command(BaseCommand):
             result = orders_backfill(
                 orders=orders, program=prog, award_points=award_points, chunk_size=chunk_size, progress=progress
             )
-        except NotImplementedError as exc:
-            raise CommandError(str(exc)) from exc
-        except (ValueError, LoyaltyError) as exc:
+        except (NotImplementedError, ValueError, LoyaltyError) as exc:
             raise CommandError(str(exc)) from exc
         other = f", {result.other_currency} in another currency than {prog.currency}" if result.other_currency else ""
         self.stdout.write(
