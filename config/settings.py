@@ -126,6 +126,20 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request never waits on the broker for more than about a second: loyalty's emails are
+# outbox rows, and the after-commit nudge to the workers gives up fast (the beat sweep sends
+# within a minute). docs/install.md explains each value.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0),
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0),
+    "retry_on_timeout": False,
+    "max_retries": 1,
+    # A task a dead worker held goes back to the queue after this; longer than any loyalty
+    # task runs (the longest, a nightly health chunk of 250,000 members, takes about a minute).
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+}
+CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TIMEZONE = TIME_ZONE
 # Schedules are data: beat reads them from the database (django-celery-beat), so staff can
 # edit them in admin. The entries below are copied there when beat starts.

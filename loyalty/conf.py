@@ -39,9 +39,23 @@ Defaults, with what each key does:
     unsubscribe, open and click tracking) are built on it.
 ``SHOP_NAME`` (``""``)
     The shop's name in campaign emails; empty: the programme's name.
-``CAMPAIGN_MAX_ATTEMPTS`` (``5``)
-    A campaign email whose sending fails (SMTP or network error) is tried this many times
-    in all, then marked "failed" with the last error.
+``EMAIL_MAX_ATTEMPTS`` (``5``)
+    An email whose sending fails (SMTP, network, the provider's API) is tried this many times
+    in all (after 1, 2, 4... minutes, at most an hour apart), then marked "failed" with the
+    last error.
+``CAMPAIGN_MAX_ATTEMPTS`` (``None``)
+    The former name of ``EMAIL_MAX_ATTEMPTS``; when set, it wins.
+``EMAIL_BATCH_SIZE`` (``500``)
+    Emails a worker claims from the outbox at a time.
+``EMAIL_FLUSH_EVERY`` (``100``)
+    While sending a batch, "sent" marks (and a campaign's bonus points) are written after this
+    many emails, or a quarter of a second, whichever comes first.
+``EMAIL_LEASE_SECONDS`` (``300``)
+    How long a worker holds the emails it claimed; a worker that dies leaves them to be claimed
+    again after this. Longer than a batch takes to send.
+``EMAIL_EXPIRE_HOURS`` (``72``)
+    A queued email not sent within this many hours (a long mail or broker outage) is ended as
+    "expired" instead of arriving days late; it no longer counts toward a campaign's cooldown.
 ``SUPPORT_ADJUST_LIMIT`` (``500``)
     The most points (absolute value) staff without the loyalty manager capability
     (``loyalty.change_program``) may move in one adjustment in admin, and the most points a
@@ -70,7 +84,12 @@ DEFAULTS: dict[str, Any] = {
     "BASE_TEMPLATE": "base.html",
     "SITE_URL": "http://localhost:8000",
     "SHOP_NAME": "",
-    "CAMPAIGN_MAX_ATTEMPTS": 5,
+    "EMAIL_MAX_ATTEMPTS": 5,
+    "CAMPAIGN_MAX_ATTEMPTS": None,
+    "EMAIL_BATCH_SIZE": 500,
+    "EMAIL_FLUSH_EVERY": 100,
+    "EMAIL_LEASE_SECONDS": 300,
+    "EMAIL_EXPIRE_HOURS": 72,
     "SUPPORT_ADJUST_LIMIT": 500,
 }
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 #: Task name → default schedule. A number is an interval in seconds; a dict holds crontab
 #: fields (those left out are ``"*"``).
 DEFAULT_SCHEDULES: dict[str, float | dict[str, str]] = {
+    # The outbox sweep: sends what no nudge reached (broker outage, lost task, dead worker).
+    "loyalty.tasks.dispatch_emails": 60,
     # Only does work with LOYALTY["EVENT_PROCESSING"] = "deferred".
     "loyalty.tasks.process_pending_events": 10,
     "loyalty.tasks.approve_pending_points": {"minute": "5"},

@@ -3,7 +3,6 @@
 import logging
 
 from celery import shared_task
-from django.db import OperationalError
 
 from . import services
 
@@ -29,12 +28,13 @@ def expire_points() -> int:
     return services.points_expire_due()
 
 
-@shared_task(acks_late=True, ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def send_member_email(member_id: int, template: str, context: dict) -> bool:
-    """Send one member email (see ``services.notifications``); SMTP hiccups are retried."""
-    from .services.notifications import send_member_email as send
+@shared_task(acks_late=True, ignore_result=True)
+def dispatch_emails() -> dict[str, int]:
+    """Send due emails from the outbox (beat, every minute; also nudged after a commit that
+    queued one). Emails are rows first, so a lost or duplicate run loses or repeats nothing."""
+    from .services.outbox import outbox_dispatch_due
 
-    return send(member_id=member_id, template=template, context=context)
+    return outbox_dispatch_due()
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -142,32 +142,25 @@ def run_campaigns() -> dict[int, dict[str, int]]:
     return campaigns_run_active()
 
 
-#: Longest wait between two attempts at sending a campaign email.
-SEND_RETRY_MAX_COUNTDOWN = 3600
+@shared_task(ignore_result=True)
+def send_message(message_id: int | None = None, *args) -> dict[str, int]:
+    """Former per-message task: tasks still in a broker from before the outbox send the outbox."""
+    return dispatch_emails()
 
 
-DATABASE_RETRIES = 5
+@shared_task(ignore_result=True)
+def send_survey_invitation(invitation_id: int | None = None, *args) -> dict[str, int]:
+    """Former per-invitation task: see :func:`send_message`."""
+    return dispatch_emails()
 
 
-def _send_retrying(task, send, send_retry: type[Exception], **kwargs) -> str:
-    """Run one email's ``send`` for a bound task: its ``send_retry`` (SMTP) is retried after 1, 2,
-    4... minutes (the service stops raising it after its last attempt), a database error after 30 s."""
-    try:
-        return send(**kwargs)
-    except send_retry as exc:
-        countdown = min(60 * 2**task.request.retries, SEND_RETRY_MAX_COUNTDOWN)
-        raise task.retry(exc=exc, countdown=countdown) from None
-    except OperationalError as exc:  # the database was busy or unreachable: nothing was sent, try again
-        raise task.retry(exc=exc, countdown=30, max_retries=DATABASE_RETRIES) from None
+@shared_task(ignore_result=True)
+def send_member_email(member_id: int, template: str, context: dict) -> bool:
+    """Former per-email task: a task still in a broker from before the outbox is queued in the
+    outbox and sent (its key is new, so an email the old task already sent would repeat)."""
+    from .services.notifications import send_member_email as send
 
-
-@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def send_message(self, message_id: int) -> str:
-    """Send one campaign email. The service counts attempts in the database and stops raising
-    (marking the message failed) after ``CAMPAIGN_MAX_ATTEMPTS``; until then: 1, 2, 4... minutes."""
-    from .services.campaigns import MessageSendRetry, message_send
-
-    return _send_retrying(self, message_send, MessageSendRetry, message_id=message_id)
+    return send(member_id=member_id, template=template, context=context)
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -184,12 +177,3 @@ def send_survey_invitations() -> dict[str, int]:
     from .services.surveys import surveys_send_due
 
     return surveys_send_due()
-
-
-@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def send_survey_invitation(self, invitation_id: int) -> str:
-    """Send one survey email; SMTP errors are retried (1, 2, 4... minutes) until the service
-    marks the invitation failed after ``CAMPAIGN_MAX_ATTEMPTS``."""
-    from .services.surveys import InvitationSendRetry, invitation_send
-
-    return _send_retrying(self, invitation_send, InvitationSendRetry, invitation_id=invitation_id)

@@ -66,3 +66,22 @@ def in_memory_broker_by_default():
     from config.celery import app
 
     app.conf.broker_url = "memory://"
+
+
+@pytest.fixture
+def emails_sent_on_commit(monkeypatch):
+    """The outbox's after-commit nudge sends at once, in this process (with
+    ``django_capture_on_commit_callbacks(execute=True)``), instead of asking a worker."""
+    from loyalty.services import outbox
+
+    monkeypatch.setattr(outbox, "outbox_nudge", lambda: bool(outbox.outbox_dispatch_due()))
+    # A test is one transaction: without this, its first nudge would stand for all later ones.
+    monkeypatch.setattr(outbox, "_nudge_registered", lambda: False)
+
+
+@pytest.fixture
+def send_emails():
+    """Send what the outbox holds, as a worker's ``dispatch_emails`` would; returns the counts."""
+    from loyalty.services.outbox import outbox_dispatch_due
+
+    return outbox_dispatch_due

@@ -4,6 +4,7 @@ from .events import OrderEvent
 from .health import CustomerHealth, HealthModelFit, HealthRun, HealthSettings, Segment, SegmentChange
 from .ledger import PointsEntry
 from .members import Member
+from .outbox import OutboundEmail
 from .programs import Program
 from .purchases import Purchase
 from .rewards import PendingPoints, Redemption, Referral, Reward
@@ -27,6 +28,7 @@ __all__ = [
     "EarningRule",
     "Member",
     "OrderEvent",
+    "OutboundEmail",
     "PendingPoints",
     "PointsEntry",
     "Program",

@@ -113,6 +113,7 @@ class Message(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        EXPIRED = "expired", _("Expired (not sent in time)")
         CONTROL = "control", _("Control group (not sent)")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="messages")

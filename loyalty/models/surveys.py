@@ -98,6 +98,7 @@ class SurveyInvitation(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        EXPIRED = "expired", _("Expired (not sent in time)")
 
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="invitations")
     program = models.ForeignKey("loyalty.Program", on_delete=models.CASCADE, related_name="+")

@@ -3,8 +3,8 @@
 - ``campaign_run`` selects in SQL and writes one ``Message`` per member and cycle (the run's
   local day); the unique constraint makes a rerun on the same day add nothing. A stable hash
   holds a share of members back as the control group: they get a row and no email.
-- ``message_send`` (one Celery task per message) issues the incentive idempotently (keyed on
-  the message), then sends under the message's row lock, so a duplicate task sends nothing.
+  Each queued message gets its email in the outbox (``services.outbox``) in the same
+  transaction; the outbox sends it, issuing the incentive (keyed on the message) with it.
 - Tracking (open pixel, click redirect), one-click unsubscribe and purchase attribution
   write timestamps once; ``selectors.campaign_report`` reads them back against the control.
 - ``campaign_render`` is the one place an email is rendered; without a message it tracks
@@ -20,10 +20,10 @@ import hashlib
 import html
 import logging
 import re
-import smtplib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.apps import apps
@@ -44,9 +44,11 @@ from django.utils.translation import ngettext
 
 from ..conf import loyalty_settings
 from ..exceptions import LoyaltyError
-from ..models import Campaign, Member, Message, PointsEntry, Program, Purchase, Reward, SurveyInvitation
-from .ledger import points_credit
+from ..models import Campaign, Member, Message, PointsEntry, Program, Purchase, Reward
+from .ledger import Credit
 from .notifications import email_message, site_url
+from .outbox import CAMPAIGN as CAMPAIGN_EMAIL
+from .outbox import email_queue, emails_queue, outbox_nudge_on_commit, outbox_row
 from .rewards import redeem
 
 logger = logging.getLogger("loyalty.campaigns")
@@ -150,6 +152,7 @@ def campaign_run(*, campaign: Campaign, now: datetime | None = None) -> dict[str
         if program is None or current is None or not program.is_active or not current.is_active:
             return counts
         cycle = campaign_cycle(now)
+        due_at = campaign_next_send_at(campaign=current, now=now) or now
         selection = campaign_eligible_members(campaign=current, now=now).order_by("pk")
         last_id = 0
         while True:
@@ -172,12 +175,12 @@ def campaign_run(*, campaign: Campaign, now: datetime | None = None) -> dict[str
                     )
                 )
             Message.objects.bulk_create(rows, ignore_conflicts=True)
+            _queue_emails(campaign=current, cycle=cycle, member_ids=[m for m, _s in chunk], now=now, due_at=due_at)
             counts["eligible"] += len(chunk)
             last_id = chunk[-1][0]
         Campaign.objects.filter(pk=current.pk).update(last_run_at=now)
-        eta = campaign_next_send_at(campaign=current, now=now)
-        campaign_id = current.pk
-        transaction.on_commit(lambda: _enqueue_cycle(campaign_id, cycle, eta))
+        if counts["queued"]:
+            outbox_nudge_on_commit(due_at=due_at)
     campaign.last_run_at = now
     logger.info("Campaign %s, cycle %s: %s", campaign.pk, cycle, counts)
     return counts
@@ -218,33 +221,34 @@ def campaign_next_send_at(*, campaign: Campaign, now: datetime) -> datetime | No
     return timezone.make_aware(datetime.combine(day, start), tz)
 
 
-def _enqueue_cycle(campaign_id: int, cycle: str, eta: datetime | None) -> None:
-    """One ``send_message`` task per queued message of the cycle (a rerun re-drives lost ones;
-    a duplicate task sends nothing). A broker outage is logged; the next run retries."""
-    from ..tasks import send_message
-
-    queued = Message.objects.filter(campaign_id=campaign_id, cycle=cycle, status=Status.QUEUED).order_by("pk")
-    last_id, enqueued = 0, 0
-    try:
-        with send_message.app.producer_or_acquire() as producer:
-            while True:
-                ids = list(queued.filter(pk__gt=last_id).values_list("pk", flat=True)[:CHUNK_SIZE])
-                for message_id in ids:
-                    send_message.apply_async((message_id,), eta=eta, producer=producer)
-                enqueued += len(ids)
-                if len(ids) < CHUNK_SIZE:
-                    break
-                last_id = ids[-1]
-    except Exception:
-        logger.exception(
-            "Campaign %s, cycle %s: %s send tasks queued, then the broker failed; rerun the campaign to send the rest.",
-            campaign_id,
-            cycle,
-            enqueued,
-        )
+def campaign_email_key(*, campaign_id: int, member_id: int, cycle: str) -> str:
+    return f"campaign:{campaign_id}:{member_id}:{cycle}"
 
 
-# --- sending -------------------------------------------------------------------------------
+def _queue_emails(*, campaign: Campaign, cycle: str, member_ids: list[int], now: datetime, due_at: datetime) -> None:
+    """One outbox row per queued message of these members in this cycle (the caller's
+    transaction; a rerun finds the keys taken and adds nothing)."""
+    queued = Message.objects.filter(
+        campaign_id=campaign.pk, cycle=cycle, member_id__in=member_ids, status=Status.QUEUED, email__isnull=True
+    ).values_list("pk", "member_id")
+    emails_queue(
+        [
+            outbox_row(
+                key=campaign_email_key(campaign_id=campaign.pk, member_id=member_id, cycle=cycle),
+                kind=CAMPAIGN_EMAIL,
+                member_id=member_id,
+                program_id=campaign.program_id,
+                message_id=message_id,
+                now=now,
+                due_at=due_at,
+            )
+            for message_id, member_id in queued
+        ],
+        nudge=False,
+    )
+
+
+# --- sending (through the outbox: services.outbox) -------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -252,67 +256,21 @@ class IssuedIncentive:
     text: str  # the sentence the email shows ("We have added 200 bonus points to your account")
     expires_at: datetime | None
     reference: str  # stored on the message: the ledger entry or the reward code
+    bonus: Credit | None = None  # bonus points the outbox credits together with the "sent" mark
+    redemption_id: int | None = None  # a reward code issued for this email (cancelled if it never goes)
 
 
 NO_INCENTIVE = IssuedIncentive("", None, "")
 
 
-def _skip_reason(message: Message, member: Member) -> str:
+def campaign_skip_reason(message: Message, member: Member) -> str:
+    """Why the message must not go (any more), or ``""``; checked when it is sent."""
     campaign = message.campaign
     if not campaign.is_active:
         return "The campaign was switched off before the email was sent."
     if not campaign.program.is_active:
         return "The programme is switched off."
     return marketing_unreachable_reason(member)
-
-
-def _locked_queued(message_id: int) -> Message | str:
-    """The message under its row lock with its campaign, or the outcome when there is nothing to send."""
-    message = (
-        Message.objects.select_for_update(of=("self",))
-        .select_related("campaign__program", "campaign__incentive_reward")
-        .filter(pk=message_id)
-        .first()
-    )
-    if message is None:
-        return "missing"
-    if message.status != Status.QUEUED:
-        return "not_queued"
-    return message
-
-
-def close_queued(record: Message | SurveyInvitation, status: str, error: str) -> str:
-    """End a queued campaign message or survey invitation unsent (skipped, failed) with the reason."""
-    record.status, record.last_error = status, error[:2000]
-    record.save(update_fields=["status", "last_error"])
-    return status
-
-
-def deliver(
-    record: Message | SurveyInvitation,
-    email: EmailMultiAlternatives,
-    *,
-    now: datetime,
-    log: logging.Logger,
-    label: str,
-) -> bool:
-    """Send ``email`` for a queued campaign message or survey invitation under its row lock:
-    count the attempt, then mark it sent (with the address), or keep the error and mark it
-    failed after ``CAMPAIGN_MAX_ATTEMPTS`` attempts. ``True``: a failure worth retrying."""
-    record.attempts += 1
-    try:
-        email.send()
-    except (smtplib.SMTPException, OSError) as exc:
-        record.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        retry = record.attempts < loyalty_settings.CAMPAIGN_MAX_ATTEMPTS
-        if not retry:
-            record.status = type(record).Status.FAILED
-            log.error("%s %s failed after %s attempts: %s", label, record.pk, record.attempts, exc)
-        record.save(update_fields=["attempts", "last_error", "status"])
-        return retry
-    record.status, record.sent_at, record.to_email = type(record).Status.SENT, now, email.to[0]
-    record.save(update_fields=["attempts", "status", "sent_at", "to_email"])
-    return False
 
 
 def _reward_phrase(reward: Reward) -> str:
@@ -350,39 +308,61 @@ def _incentive_owner(message: Message) -> int:
     return message.pk
 
 
-def _issue_incentive(message: Message, member: Member, now: datetime) -> IssuedIncentive:
-    """Points or a reward code, keyed on the message (for a resend: the original message), so a
-    retried send or a resend shows the same incentive and issues nothing new."""
+def bonus_key(message: Message) -> str:
+    """The ledger key of a message's bonus points (a resend shares the original's)."""
+    return f"campaign:{_incentive_owner(message)}:bonus"
+
+
+def message_incentive(
+    *, message: Message, member: Member, now: datetime, existing: dict[str, PointsEntry] | None = None
+) -> IssuedIncentive:
+    """The incentive the email carries, in the campaign's language.
+
+    Bonus points are not credited here: the outbox credits them with the "sent" mark (a
+    retried or resent email finds them in ``existing`` and shows the same points). A reward code
+    must be in the email, so it is issued now, keyed on the message (a retry or a resend gets
+    the same code); the outbox cancels it if the email finally fails."""
     campaign = message.campaign
     owner = _incentive_owner(message)
-    if campaign.incentive == Incentive.POINTS and campaign.incentive_points > 0:
-        entry = points_credit(
-            member=member,
-            points=campaign.incentive_points,
-            kind=PointsEntry.Kind.BONUS,
-            idempotency_key=f"campaign:{owner}:bonus",
-            reference=f"campaign:{campaign.pk}",
-            description=f"Campaign “{campaign.name}”"[:255],
-            at=now,
-            expires_at=now + timedelta(days=campaign.incentive_valid_days),
-            locked=True,
-        )
-        reference = f"points:{entry.points}:entry:{entry.pk}"
-        return IssuedIncentive(_points_sentence(entry.points), entry.expires_at, reference)
-    if campaign.incentive == Incentive.REWARD:
-        if campaign.incentive_reward is None:
-            raise LoyaltyError(_("The campaign has no reward to give."), code="campaign_without_reward")
-        redemption = redeem(
-            member=member,
-            reward=campaign.incentive_reward,
-            idempotency_key=f"campaign:{owner}",
-            free=True,
-            at=now,
-            valid_days=campaign.incentive_valid_days,
-            notify=False,
-        )
-        text = _code_sentence(redemption.code, redemption.reward)
-        return IssuedIncentive(text, redemption.expires_at, f"code:{redemption.code}"[:100])
+    with translation.override(_campaign_language(campaign)):
+        if campaign.incentive == Incentive.POINTS and campaign.incentive_points > 0:
+            key = bonus_key(message)
+            entry = (existing or {}).get(key)
+            if entry is not None:
+                reference = f"points:{entry.points}:entry:{entry.pk}"
+                return IssuedIncentive(_points_sentence(entry.points), entry.expires_at, reference)
+            expires_at = now + timedelta(days=campaign.incentive_valid_days)
+            credit = Credit(
+                member_id=member.pk,
+                program_id=member.program_id,
+                points=campaign.incentive_points,
+                idempotency_key=key,
+                kind=PointsEntry.Kind.BONUS,
+                reference=f"campaign:{campaign.pk}",
+                description=f"Campaign “{campaign.name}”"[:255],
+                expires_at=expires_at,
+            )
+            text = _points_sentence(campaign.incentive_points)
+            return IssuedIncentive(text, expires_at, f"points:{campaign.incentive_points}", bonus=credit)
+        if campaign.incentive == Incentive.REWARD:
+            if campaign.incentive_reward is None:
+                raise LoyaltyError(_("The campaign has no reward to give."), code="campaign_without_reward")
+            redemption = redeem(
+                member=member,
+                reward=campaign.incentive_reward,
+                idempotency_key=f"campaign:{owner}",
+                free=True,
+                at=now,
+                valid_days=campaign.incentive_valid_days,
+                notify=False,
+            )
+            text = _code_sentence(redemption.code, redemption.reward)
+            return IssuedIncentive(
+                text,
+                redemption.expires_at,
+                f"code:{redemption.code}"[:100],
+                redemption_id=redemption.pk if owner == message.pk else None,
+            )
     return NO_INCENTIVE
 
 
@@ -391,67 +371,35 @@ def _campaign_language(campaign: Campaign) -> str:
 
 
 def message_send(*, message_id: int, now: datetime | None = None) -> str:
-    """Send one queued message; returns the outcome (``sent``, ``skipped``, ``failed``,
-    ``missing``, ``not_queued``). Raises :class:`MessageSendRetry` on an SMTP or network error
-    until ``CAMPAIGN_MAX_ATTEMPTS`` attempts, then the message is ``failed`` with the error.
+    """Send one queued message now through the outbox (what the workers do in batches);
+    returns the message's status afterwards (``sent``, ``skipped``, ``failed``, or ``queued``
+    when a mail error left it for a later attempt), ``missing`` or ``not_queued``."""
+    from .outbox import outbox_dispatch
 
-    Two short transactions: the incentive under the member's lock (as every ledger write),
-    then the send under the message's lock only, so a slow mail server never holds up the
-    member's checkout while a duplicate task still waits and then finds the message sent.
-    """
-    now = now or timezone.now()
-    member_id = Message.objects.filter(pk=message_id).values_list("member_id", flat=True).first()
-    if member_id is None:
+    found = Message.objects.filter(pk=message_id).values_list("status", "email__pk").first()
+    if found is None:
         return "missing"
-    with transaction.atomic():
-        member = (
-            Member.objects.select_for_update(of=("self",))
-            .select_related("program", "user")
-            .filter(pk=member_id)
-            .first()
-        )
-        message = _locked_queued(message_id) if member is not None else "missing"
-        if isinstance(message, str):
-            return message
-        if reason := _skip_reason(message, member):
-            return close_queued(message, Status.SKIPPED, reason)
-        try:
-            _templates(message.campaign)
-        except TemplateSyntaxError as exc:
-            return close_queued(message, Status.FAILED, f"The campaign's template does not compile: {exc}")
-        with translation.override(_campaign_language(message.campaign)):
-            try:
-                incentive = _issue_incentive(message, member, now)
-            except LoyaltyError as exc:
-                return close_queued(message, Status.FAILED, f"Incentive not issued ({exc.code}): {exc.message}")
-        keep_mark = (message.incentive_reference or "").startswith(RESEND_MARK)
-        if incentive.reference != message.incentive_reference and not keep_mark:
-            message.incentive_reference = incentive.reference
-            message.save(update_fields=["incentive_reference"])
-
-    retry: MessageSendRetry | None = None
-    with transaction.atomic():
-        message = _locked_queued(message_id)
-        if isinstance(message, str):
-            return message
-        member = Member.objects.select_related("program", "user", "tier").get(pk=message.member_id)
-        if reason := _skip_reason(message, member):  # unsubscribed in between
-            return close_queued(message, Status.SKIPPED, reason)
-        email = message_email(message=message, member=member, incentive=incentive)
-        if deliver(message, email, now=now, log=logger, label="Campaign message"):
-            retry = MessageSendRetry(message_id, message.attempts, message.last_error)
-    if retry is not None:
-        raise retry
-    return message.status
+    status, email_id = found
+    if status != Status.QUEUED or email_id is None:
+        return "not_queued"
+    if not outbox_dispatch(now=now, ids=[email_id]).get("claimed"):
+        return "not_queued"
+    return Message.objects.filter(pk=message_id).values_list("status", flat=True).first() or "missing"
 
 
 # --- rendering -----------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """A campaign template compiled once per process (keyed on its text: an edit compiles anew)."""
+    return Template(source)
+
+
 def _templates(campaign: Campaign) -> tuple[Template, Template, Template | None]:
     """Compiled subject, text and HTML (``None`` without an HTML version); raises TemplateSyntaxError."""
-    html_template = Template(campaign.html_template) if campaign.html_template.strip() else None
-    return Template(campaign.subject), Template(campaign.text_template), html_template
+    html_template = _compiled(campaign.html_template) if campaign.html_template.strip() else None
+    return _compiled(campaign.subject), _compiled(campaign.text_template), html_template
 
 
 def _absolute(path: str) -> str:
@@ -864,8 +812,6 @@ def message_resend(*, message: Message, by=None, token: str | None = None) -> Me
     """
     import uuid
 
-    from ..tasks import send_message
-
     cycle = f"resend-{(token or uuid.uuid4().hex)[:8]}"
     with transaction.atomic():
         locked = Member.objects.select_for_update(of=("self",)).select_related("program", "user")
@@ -881,7 +827,7 @@ def message_resend(*, message: Message, by=None, token: str | None = None) -> Me
                 % {"status": original.get_status_display().lower()},
                 code="message_not_resendable",
             )
-        if reason := _skip_reason(original, member):
+        if reason := campaign_skip_reason(original, member):
             raise LoyaltyError(reason, code="message_not_sendable")
         resent = Message.objects.create(
             campaign=campaign,
@@ -895,13 +841,12 @@ def message_resend(*, message: Message, by=None, token: str | None = None) -> Me
             incentive_reference=f"{RESEND_MARK}{_incentive_owner(original)}",
         )
 
-        def enqueue(message_id: int = resent.pk) -> None:
-            try:
-                send_message.delay(message_id)
-            except Exception:  # a broker outage: the new message stays queued, and the log says so
-                logger.exception("Could not queue the resend of message %s (new message %s).", original.pk, message_id)
-
-        transaction.on_commit(enqueue)
+        email_queue(
+            key=campaign_email_key(campaign_id=campaign.pk, member_id=member.pk, cycle=cycle),
+            kind=CAMPAIGN_EMAIL,
+            member=member,
+            message_id=resent.pk,
+        )
     logger.info(
         "Message %s resent as message %s by user %s.", original.pk, resent.pk, getattr(by, "pk", None) or "system"
     )

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ..models import EmailReceipt, Member, PointsEntry, Program
 from .ledger import points_debit
-from .notifications import notify_on_commit
+from .notifications import member_email_queue
 
 Policy = Program.ExpiryPolicy
 
@@ -129,9 +129,10 @@ def expiry_reminders_send(*, now: datetime | None = None, batch_size: int = 1000
                 if not marked:
                     continue  # another run took them
                 member = Member.objects.get(pk=row["member_id"])
-                notify_on_commit(
+                member_email_queue(
                     member=member,
                     template="points_expiring",
+                    key=f"points-expiring:member:{member.pk}:lot:{row['last_lot']}",
                     context={"points": row["points"], "expires_on": f"{timezone.localdate(row['first_expiry'])}"},
                 )
                 reminded += 1
@@ -179,9 +180,10 @@ def expiry_last_chance_send(*, now: datetime | None = None, batch_size: int = 10
                     )
                     for pk, _remaining, _expires in found
                 )
-                notify_on_commit(
+                member_email_queue(
                     member=member,
                     template="points_last_chance",
+                    key=f"last-chance:member:{member.pk}:lot:{max(pk for pk, _r, _e in found)}",
                     context={
                         "points": sum(remaining for _pk, remaining, _expires in found),
                         "expires_on": f"{timezone.localdate(min(expires for _pk, _r, expires in found))}",

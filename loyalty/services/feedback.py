@@ -4,7 +4,8 @@
 transaction, after a response was created or edited. When the answer is a detractor's
 (NPS 0-6 or CSAT 1-2) and the member is a high-value customer, staff are told once per
 response: the ``member_detractor`` signal and, when the survey has an alert address, an
-email. Both go out after the transaction commits.
+email. The signal is sent after the commit; the email is an outbox row of the same
+transaction (``services.outbox``).
 
 "High value" is the member's net spend (``CustomerHealth.total_spent`` from the last health
 refresh, or the sum of their counted purchases when they have not been scored yet) against,
@@ -21,8 +22,6 @@ from decimal import Decimal
 from urllib.parse import urljoin
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import DecimalField, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
@@ -33,6 +32,7 @@ from django.utils.translation import override
 from .. import signals
 from ..conf import loyalty_settings
 from ..models import CustomerHealth, HealthRun, HealthSettings, Member, Purchase, SurveyResponse
+from .outbox import STAFF_ALERT, email_queue
 
 logger = logging.getLogger("loyalty.feedback")
 
@@ -138,13 +138,11 @@ def response_saved(*, response: SurveyResponse) -> bool:
     if survey.alert_email:
         with override(settings.LANGUAGE_CODE):  # staff read the site's language, not the customer's
             subject, body = detractor_alert_email(response=response, spent=spent)
-        to = survey.alert_email
-
-        def send() -> None:
-            try:
-                send_mail(subject, body, None, [to])
-            except Exception:  # the answer is saved and the signal sent; a mail outage is logged
-                logger.exception("Detractor alert email for response %s could not be sent.", response.pk)
-
-        transaction.on_commit(send)
+        email_queue(
+            key=f"detractor-alert:response:{response.pk}",
+            kind=STAFF_ALERT,
+            member=member,
+            to_email=survey.alert_email,
+            context={"subject": " ".join(str(subject).split()), "body": body},
+        )
     return True

@@ -11,7 +11,7 @@ from ..adapters.base import OrderEvent
 from ..conf import loyalty_settings
 from ..exceptions import NoProgram
 from ..models import Member, Program
-from .notifications import notify_on_commit
+from .notifications import member_email_queue
 from .referrals import referral_code_generate
 from .rules import on_member_joined
 
@@ -74,7 +74,7 @@ def member_enroll(*, program: Program, user, at: datetime | None = None) -> tupl
                 return existing, False
             continue  # the random referral code was taken: draw again
         on_member_joined(member=member, at=joined_at)
-        notify_on_commit(member=member, template="welcome")
+        member_email_queue(member=member, template="welcome", key=f"welcome:member:{member.pk}")
         return member, True
     raise RuntimeError("could not find a free referral code")  # pragma: no cover
 

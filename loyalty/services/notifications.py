@@ -1,5 +1,6 @@
 """Emails to members: rendered from ``loyalty/emails/<name>_subject.txt``, ``<name>.txt`` and
-(optionally) ``<name>.html``, sent by a Celery task after the transaction commits.
+(optionally) ``<name>.html``, queued in the outbox in the transaction of the change they
+report (:func:`member_email_queue`) and sent by the outbox's workers (``services.outbox``).
 
 Every template extends ``loyalty/emails/base.txt`` / ``base.html`` (the campaign layout shares
 the same look). Emails render in the member's language (``user.language`` when the user model
@@ -29,7 +30,7 @@ from django.utils import timezone, translation
 from django.utils.formats import date_format
 
 from ..conf import loyalty_settings
-from ..models import EmailReceipt, Member, PointsEntry, Program
+from ..models import EmailReceipt, Member, OutboundEmail, PointsEntry, Program
 
 logger = logging.getLogger("loyalty.notifications")
 
@@ -56,27 +57,19 @@ def is_marketing(template: str) -> bool:
     return template in MARKETING_EMAILS
 
 
-def notify_on_commit(*, member: Member, template: str, context: dict[str, Any] | None = None) -> None:
-    """Queue email ``template`` to the member once the current transaction commits.
+def member_email_queue(*, member: Member, template: str, key: str, context: dict[str, Any] | None = None) -> None:
+    """Queue email ``template`` to the member in the outbox, in the current transaction.
 
-    ``context`` must be JSON-serialisable (ids, strings, numbers): the task reloads rows.
-    Callers make it idempotent by calling it only when they create the row it reports
-    (a TierChange, a Redemption...). A marketing email to a member without consent is not
-    queued at all (the task checks again when it runs).
+    ``key`` names what the email reports (``tier-change:<id>``, ``redemption:<id>:issued``):
+    unique per email, so calling it again for the same change queues nothing. ``context`` must
+    be JSON-serialisable (ids, strings, numbers). A marketing email to a member without
+    consent is not queued (consent is checked again when it is sent).
     """
-    from ..tasks import send_member_email
+    from .outbox import email_queue
 
     if is_marketing(template) and not member.marketing_consent:
         return
-    member_id, context = member.pk, dict(context or {})
-    transaction.on_commit(lambda: _enqueue(send_member_email, member_id, template, context))
-
-
-def _enqueue(task, *args) -> None:
-    try:
-        task.delay(*args)
-    except Exception:
-        logger.exception("Could not queue %s%r; the email is not sent.", task.name, args)
+    email_queue(key=key, kind=template, member=member, context=dict(context or {}))
 
 
 @dataclass(frozen=True)
@@ -169,19 +162,22 @@ def email_message(rendered: MemberEmail, *, to: str, subject: str | None = None)
 
 
 def send_member_email(*, member_id: int, template: str, context: dict[str, Any]) -> bool:
-    """Render and send; ``False`` (nothing sent) when the member or their email is gone, or
-    for a marketing email when the member has no (longer) marketing consent."""
-    member = Member.objects.select_related("user", "program", "tier").filter(pk=member_id).first()
-    email = getattr(member.user, "email", "") if member else ""
-    if not email:
-        logger.info("Email %s to member %s skipped: no member or no address.", template, member_id)
+    """Queue and send one member email now, through the outbox (staff tools and tests; the
+    services queue with :func:`member_email_queue` and workers send). ``False`` when nothing
+    was sent: the member or their address is gone, or a marketing email lacks consent."""
+    import uuid
+
+    from .outbox import email_queue, outbox_dispatch
+
+    member = Member.objects.filter(pk=member_id).first()
+    if member is None:
         return False
-    if is_marketing(template) and not member.marketing_consent:
-        logger.info("Email %s to member %s skipped: no marketing consent.", template, member_id)
-        return False
-    rendered = member_email_render(member=member, template=template, context=context)
-    email_message(rendered, to=email).send()
-    return True
+    key = f"direct:{template}:{uuid.uuid4().hex}"
+    with transaction.atomic():
+        email_queue(key=key, kind=template, member=member, context=dict(context or {}))
+    email_id = OutboundEmail.objects.filter(key=key).values_list("pk", flat=True).first()
+    outbox_dispatch(ids=[email_id])
+    return OutboundEmail.objects.filter(pk=email_id, status=OutboundEmail.Status.SENT).exists()
 
 
 # --- monthly statement ---------------------------------------------------------------------------
@@ -203,9 +199,9 @@ def monthly_statements_send(*, now: datetime | None = None) -> int:
     """Queue last month's statement to every member of a programme with ``email_monthly_statement``
     who has marketing consent and an address, once per member and month (an ``EmailReceipt`` keyed
     ``statement:<YYYY-MM>``: a rerun queues nothing). Set-based: members are selected in chunks,
-    their figures come from one grouped query per chunk; one ``send_member_email`` task each."""
-    from ..tasks import send_member_email as task
+    their figures come from one grouped query per chunk; their emails go to the outbox in bulk."""
     from .campaigns import marketing_reachable
+    from .outbox import emails_queue, outbox_row
 
     now = now or timezone.now()
     month, start, end = statement_month(now)
@@ -252,15 +248,24 @@ def monthly_statements_send(*, now: datetime | None = None) -> int:
                 )
                 with translation.override(settings.LANGUAGE_CODE):
                     expiring_on = date_format(timezone.localdate(expiring_by), "Y-m-d")
-                for member_id in mine:
-                    row = moves.get(member_id, {})
-                    context = {
-                        "month": month,
-                        "earned": row.get("earned") or 0,
-                        "spent": -(row.get("spent") or 0),
-                        "expiring": expiring.get(member_id, 0),
-                        "expiring_by": expiring_on,
-                    }
-                    transaction.on_commit(lambda m=member_id, c=context: _enqueue(task, m, "monthly_statement", c))
+                emails_queue(
+                    [
+                        outbox_row(
+                            key=f"{key}:member:{member_id}",
+                            kind="monthly_statement",
+                            member_id=member_id,
+                            program_id=program.pk,
+                            now=now,
+                            context={
+                                "month": month,
+                                "earned": moves.get(member_id, {}).get("earned") or 0,
+                                "spent": -(moves.get(member_id, {}).get("spent") or 0),
+                                "expiring": expiring.get(member_id, 0),
+                                "expiring_by": expiring_on,
+                            },
+                        )
+                        for member_id in mine
+                    ]
+                )
                 queued += len(mine)
     return queued

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..models import Member, PendingPoints, Program, Purchase
-from .notifications import notify_on_commit
+from .notifications import member_email_queue
 
 
 def pending_until(program: Program, paid_at: datetime) -> datetime | None:
@@ -92,9 +92,10 @@ def pending_approve_due(*, now: datetime | None = None, batch_size: int = 500) -
                     member=member, purchase=purchase, first=_is_first_kept_purchase(purchase), notify_earned=False
                 )
                 if pending.points > 0:
-                    notify_on_commit(
+                    member_email_queue(
                         member=member,
                         template="pending_approved",
+                        key=f"pending-approved:{pending.pk}",
                         context={"points": pending.points, "order": purchase.order_reference},
                     )
                 tier_evaluate(member=member, at=pending.approve_at, upgrades_only=True)

@@ -23,7 +23,7 @@ from django.utils import timezone
 from ..config_cache import paying_rules
 from ..models import EarningRule, Member, PointsEntry, Purchase, Referral
 from .ledger import points_credit
-from .notifications import notify_on_commit
+from .notifications import member_email_queue
 
 logger = logging.getLogger("loyalty.referrals")
 
@@ -179,15 +179,17 @@ def referral_complete(*, friend: Member, purchase: Purchase) -> Referral | None:
         referral.note = "No referral bonus rule was active for the friend's first order."
     referral.save(update_fields=["status", "rewarded_at", "note"])
     if "referrer" in paid:
-        notify_on_commit(
+        member_email_queue(
             member=referral.referrer,
             template="referral_rewarded",
+            key=f"referral:{referral.pk}:referrer",
             context={"referral_id": referral.pk, "points": paid["referrer"].points},
         )
     if "friend" in paid:
-        notify_on_commit(
+        member_email_queue(
             member=friend,
             template="referral_friend_rewarded",
+            key=f"referral:{referral.pk}:friend",
             context={"referral_id": referral.pk, "points": paid["friend"].points},
         )
     return referral

@@ -38,7 +38,7 @@ from ..exceptions import (
 )
 from ..models import EmailReceipt, Member, PointsEntry, Program, Redemption, Reward, Tier
 from .ledger import points_credit, points_debit
-from .notifications import notify_on_commit
+from .notifications import member_email_queue
 
 logger = logging.getLogger("loyalty.rewards")
 
@@ -183,9 +183,10 @@ def redeem(
         redemption.save(update_fields=["code"])
         if not notify:
             return redemption
-        notify_on_commit(
+        member_email_queue(
             member=member,
             template="reward_issued",
+            key=f"redemption:{redemption.pk}:issued",
             context={
                 "redemption_id": redemption.pk,
                 "reward": reward.name,
@@ -384,9 +385,10 @@ def redemption_expiry_reminders_send(*, now: datetime | None = None, batch_size:
                 EmailReceipt.objects.create(
                     program=program, member=member, key=key, template="reward_code_expiring", created_at=now
                 )
-                notify_on_commit(
+                member_email_queue(
                     member=member,
                     template="reward_code_expiring",
+                    key=f"email:{key}",
                     context={
                         "redemption_id": redemption.pk,
                         "reward": redemption.reward.name,

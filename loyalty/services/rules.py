@@ -28,7 +28,7 @@ from django.utils import timezone
 from ..config_cache import paying_rules
 from ..models import EarningRule, Member, PointsEntry, Program, Purchase
 from .ledger import points_credit
-from .notifications import notify_on_commit
+from .notifications import member_email_queue
 from .referrals import referral_complete
 
 logger = logging.getLogger("loyalty.rules")
@@ -79,9 +79,10 @@ def on_purchase_paid(*, member: Member, purchase: Purchase, first: bool, notify_
     tier evaluation that follows.
     """
     if notify_earned and purchase.points_earned > 0 and member.program.email_points_earned:
-        notify_on_commit(
+        member_email_queue(
             member=member,
             template="points_earned",
+            key=f"points-earned:purchase:{purchase.pk}",
             context={"points": purchase.points_earned, "order": purchase.order_reference},
         )
     if not first:
@@ -208,6 +209,8 @@ def _birthday_rule_award(program: Program, rule: EarningRule, *, today: date, at
                     continue
                 member.program = program
                 _bonus(member, rule, idempotency_key, at=at, locked=True)
-                notify_on_commit(member=member, template="birthday", context={"points": rule.points})
+                member_email_queue(
+                    member=member, template="birthday", key=f"email:{idempotency_key}", context={"points": rule.points}
+                )
                 awarded += 1
     return awarded

@@ -4,9 +4,8 @@
   that became due (paid between ``delay + window`` and ``delay`` days ago) of members a
   marketing email may reach, at most the latest order per member and none for a member asked
   within ``min_days_between`` days; it writes one ``SurveyInvitation`` per order (the unique
-  order makes a rerun add nothing) and enqueues ``send_survey_invitation`` after commit.
-- ``invitation_send`` (one Celery task per invitation) sends under the invitation's row lock,
-  checking consent again, so a duplicate task sends nothing and a withdrawn consent is honoured.
+  order makes a rerun add nothing) and, in the same transaction, its email in the outbox
+  (``services.outbox``), which sends it after checking consent and the order again.
 - The email links to ``/loyalty/survey/<token>/``: a signed, time-limited token
   (:data:`LINK_MAX_AGE`) that is the customer's credential; no login needed.
 - ``survey_response_submit`` stores THE answer for the order (one per order), editable for
@@ -36,8 +35,10 @@ from ..config_cache import paying_rules
 from ..exceptions import LoyaltyError
 from ..models import EarningRule, Member, PointsEntry, Purchase, Survey, SurveyInvitation, SurveyResponse
 from . import feedback
-from .campaigns import PREVIEW_TOKEN, close_queued, deliver, marketing_reachable, marketing_unreachable_reason
-from .notifications import MemberEmail, email_message, member_email_render, member_language, site_url
+from .campaigns import PREVIEW_TOKEN, marketing_reachable, marketing_unreachable_reason
+from .notifications import MemberEmail, member_email_render, member_language, site_url
+from .outbox import SURVEY as SURVEY_EMAIL
+from .outbox import emails_queue, outbox_nudge_on_commit, outbox_row
 from .rules import _bonus
 
 logger = logging.getLogger("loyalty.surveys")
@@ -52,8 +53,6 @@ EDIT_WINDOW = timedelta(hours=24)
 COMMENT_MAX_LENGTH = 4000
 #: Orders in these states are surveyed; refunded and cancelled ones are not.
 SURVEYED_STATUSES = Purchase.KEPT_STATUSES
-#: A queued invitation older than this whose task never ran (no attempt) is queued again.
-STALE_QUEUED = timedelta(hours=1)
 TEMPLATE = "survey_invitation"
 NPS_SCALE = list(range(11))
 
@@ -79,14 +78,6 @@ class SurveyAlreadyAnswered(SurveyError):
     """The order's answer was given more than :data:`EDIT_WINDOW` ago and can no longer change."""
 
     code = "survey_already_answered"
-
-
-class InvitationSendRetry(Exception):
-    """Sending failed for a reason that may pass (SMTP, network): the task tries again later."""
-
-    def __init__(self, invitation_id: int, attempts: int, error: str) -> None:
-        super().__init__(f"survey invitation {invitation_id}, attempt {attempts}: {error}")
-        self.invitation_id, self.attempts, self.error = invitation_id, attempts, error
 
 
 # --- selecting and queueing ----------------------------------------------------------------
@@ -145,10 +136,27 @@ def survey_select(*, survey: Survey, now: datetime | None = None) -> int:
                 ],
                 ignore_conflicts=True,
             )
+            written = SurveyInvitation.objects.filter(
+                purchase_id__in=[purchase_id for purchase_id, _m in chunk], created_at=now, email__isnull=True
+            ).values_list("pk", "member_id", "purchase_id")
+            emails_queue(
+                [
+                    outbox_row(
+                        key=f"survey:order:{purchase_id}",
+                        kind=SURVEY_EMAIL,
+                        member_id=member_id,
+                        program_id=current.program_id,
+                        invitation_id=invitation_id,
+                        now=now,
+                    )
+                    for invitation_id, member_id, purchase_id in written
+                ],
+                nudge=False,
+            )
             selected += len(chunk)
             last_id = chunk[-1][0]
-        survey_id = current.pk
-        transaction.on_commit(lambda: _enqueue(survey_id, now))
+        if selected:
+            outbox_nudge_on_commit()
     if selected:
         logger.info("Survey %s: %s invitations queued.", survey.pk, selected)
     return selected
@@ -168,36 +176,11 @@ def surveys_send_due(*, now: datetime | None = None) -> dict[str, int]:
     return result
 
 
-def _enqueue(survey_id: int, now: datetime) -> None:
-    """One ``send_survey_invitation`` task per invitation this run wrote, and per queued one
-    whose task never ran (a broker outage): a duplicate task sends nothing."""
-    from ..tasks import send_survey_invitation
-
-    queued = (
-        SurveyInvitation.objects.filter(survey_id=survey_id, status=Status.QUEUED)
-        .filter(Q(created_at=now) | Q(attempts=0, created_at__lt=now - STALE_QUEUED))
-        .order_by("pk")
-    )
-    last_id, enqueued = 0, 0
-    try:
-        with send_survey_invitation.app.producer_or_acquire() as producer:
-            while ids := list(queued.filter(pk__gt=last_id).values_list("pk", flat=True)[:CHUNK_SIZE]):
-                for invitation_id in ids:
-                    send_survey_invitation.apply_async((invitation_id,), producer=producer)
-                enqueued += len(ids)
-                last_id = ids[-1]
-    except Exception:
-        logger.exception(
-            "Survey %s: %s send tasks queued, then the broker failed; the next run queues the rest.",
-            survey_id,
-            enqueued,
-        )
-
-
 # --- sending -------------------------------------------------------------------------------
 
 
-def _skip_reason(invitation: SurveyInvitation, member: Member) -> str:
+def invitation_skip_reason(invitation: SurveyInvitation, member: Member) -> str:
+    """Why the invitation must not go (any more), or ``""``; checked when it is sent."""
     survey = invitation.survey
     if not survey.is_active:
         return "The survey was switched off before the email was sent."
@@ -256,35 +239,20 @@ def invitation_render(*, invitation: SurveyInvitation, member: Member) -> Member
 
 
 def invitation_send(*, invitation_id: int, now: datetime | None = None) -> str:
-    """Send one queued invitation; returns the outcome (``sent``, ``skipped``, ``failed``,
-    ``missing``, ``not_queued``). Raises :class:`InvitationSendRetry` on an SMTP or network
-    error until ``CAMPAIGN_MAX_ATTEMPTS`` attempts; then the invitation is ``failed`` with the
-    error kept. Sends under the invitation's row lock: a duplicate task waits, then finds it sent."""
-    now = now or timezone.now()
-    retry: InvitationSendRetry | None = None
-    with transaction.atomic():
-        invitation = (
-            SurveyInvitation.objects.select_for_update(of=("self",))
-            .select_related("survey__program", "purchase")
-            .filter(pk=invitation_id)
-            .first()
-        )
-        if invitation is None:
-            return "missing"
-        if invitation.status != Status.QUEUED:
-            return "not_queued"
-        member = Member.objects.select_related("program", "user", "tier").filter(pk=invitation.member_id).first()
-        if member is None:
-            return "missing"
-        if reason := _skip_reason(invitation, member):
-            return close_queued(invitation, Status.SKIPPED, reason)
-        rendered = invitation_render(invitation=invitation, member=member)
-        email = email_message(rendered, to=getattr(member.user, member.user.get_email_field_name()))
-        if deliver(invitation, email, now=now, log=logger, label="Survey invitation"):
-            retry = InvitationSendRetry(invitation_id, invitation.attempts, invitation.last_error)
-    if retry is not None:
-        raise retry
-    return invitation.status
+    """Send one queued invitation now through the outbox (what the workers do in batches);
+    returns its status afterwards (``sent``, ``skipped``, ``failed``, or ``queued`` when a mail
+    error left it for a later attempt), ``missing`` or ``not_queued``."""
+    from .outbox import outbox_dispatch
+
+    found = SurveyInvitation.objects.filter(pk=invitation_id).values_list("status", "email__pk").first()
+    if found is None:
+        return "missing"
+    status, email_id = found
+    if status != Status.QUEUED or email_id is None:
+        return "not_queued"
+    if not outbox_dispatch(now=now, ids=[email_id]).get("claimed"):
+        return "not_queued"
+    return SurveyInvitation.objects.filter(pk=invitation_id).values_list("status", flat=True).first() or "missing"
 
 
 def invitation_opened(*, invitation: SurveyInvitation, at: datetime | None = None) -> bool:

@@ -39,7 +39,7 @@ from ..selectors import (
 )
 from . import rewards
 from .ledger import points_credit
-from .notifications import notify_on_commit
+from .notifications import member_email_queue
 
 logger = logging.getLogger("loyalty.tiers")
 Reason = TierChange.Reason
@@ -133,9 +133,10 @@ def _change(member: Member, *, current, decision: _Decision, at: datetime, value
     if up:
         passed = [t for t in tiers if (current is None or t.rank > current.rank) and t.rank <= new.rank]
         _grant_entry_rewards(member, passed, at)
-    notify_on_commit(
+    member_email_queue(
         member=member,
         template="tier_changed",
+        key=f"tier-change:{change.pk}",
         context={
             "change_id": change.pk,
             "direction": "up" if up else "down",

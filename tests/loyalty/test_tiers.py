@@ -15,6 +15,7 @@ from loyalty.exceptions import LoyaltyError
 from loyalty.models import (
     Member,
     OrderEvent,
+    OutboundEmail,
     PendingPoints,
     PointsEntry,
     Redemption,
@@ -23,8 +24,9 @@ from loyalty.models import (
     TierChange,
 )
 from loyalty.selectors import tier_progress, tier_qualification
+from loyalty.services.notifications import send_member_email
 from loyalty.services.tiers import tier_evaluate, tiers_recompute
-from loyalty.tasks import approve_pending_points, send_member_email
+from loyalty.tasks import approve_pending_points
 from shop import services as shop_services
 from tests.factories import UserFactory, paid_order
 
@@ -361,24 +363,23 @@ def test_one_query_for_all_windows_of_a_kind(program, customer, django_assert_nu
 # --- email ---------------------------------------------------------------------------------------
 
 
-def test_tier_up_email_is_queued_on_commit_and_renders(
-    program, customer, silver, monkeypatch, mailoutbox, django_capture_on_commit_callbacks
-):
-    queued = []
-    monkeypatch.setattr(tasks.send_member_email, "delay", lambda *args: queued.append(args))
-
-    with django_capture_on_commit_callbacks(execute=True):
-        paid_order(total="60.00", user=customer)
+def test_tier_up_email_is_an_outbox_row_of_the_payment_and_renders(program, customer, silver, mailoutbox, send_emails):
+    paid_order(total="60.00", user=customer)
 
     member = member_of(customer)
     change = TierChange.objects.get()
-    assert (member.pk, "tier_changed", change.pk) in [(m, t, ctx.get("change_id")) for m, t, ctx in queued]
-    assert mailoutbox == []  # the worker sends it
+    row = OutboundEmail.objects.get(key=f"tier-change:{change.pk}")
+    assert (row.member_id, row.kind, row.context["change_id"], row.status) == (
+        member.pk,
+        "tier_changed",
+        change.pk,
+        "queued",
+    )
+    assert mailoutbox == []  # a worker sends it
 
-    (member_id, template, context) = next(args for args in queued if args[1] == "tier_changed")
-    assert send_member_email(member_id, template, context) is True
+    send_emails()
 
-    [email] = mailoutbox
+    [email] = [m for m in mailoutbox if m.subject.startswith("Welcome to Silver")]
     assert email.subject == "Welcome to Silver: your new Rewards status"
     assert email.to == ["maria@example.com"]
     assert "Hello Maria," in email.body
@@ -398,7 +399,7 @@ def test_tier_down_email_renders(program, customer, mailoutbox):
     change = TierChange.objects.get(reason=TierChange.Reason.EXPIRED)
 
     context = {"change_id": change.pk, "direction": "down", "tier": "", "tier_id": None, "previous_tier": "Silver"}
-    assert send_member_email(member_of(customer).pk, "tier_changed", context) is True
+    assert send_member_email(member_id=member_of(customer).pk, template="tier_changed", context=context) is True
 
     assert mailoutbox[0].subject == "Your Silver status at Rewards has ended"
     assert "your Silver status in Rewards has ended." in mailoutbox[0].body
@@ -411,7 +412,7 @@ def test_text_emails_are_not_html_escaped(program, mailoutbox):
     change = TierChange.objects.get()
 
     context = {"change_id": change.pk, "direction": "up", "tier": "Gold & Co", "tier_id": change.to_tier_id}
-    send_member_email(change.member_id, "tier_changed", context)
+    send_member_email(member_id=change.member_id, template="tier_changed", context=context)
 
     assert "Gold & Co" in mailoutbox[0].subject
     assert "Hello Seán O'Brien," in mailoutbox[0].body
