@@ -52,9 +52,16 @@ def test_staff_configure_and_customers_see_it_take_effect(admin_client, django_c
             admin_client,
             "tier",
             {
-                "program": program.pk, "name": name, "rank": rank, "colour": "#8c6d1f", "benefits": "",
-                "qualifies_by": "spend", "threshold": threshold, "window_days": 365,
-                "multiplier": multiplier, "entry_bonus_points": 0,
+                "program": program.pk,
+                "name": name,
+                "rank": rank,
+                "colour": "#8c6d1f",
+                "benefits": "",
+                "qualifies_by": "spend",
+                "threshold": threshold,
+                "window_days": 365,
+                "multiplier": multiplier,
+                "entry_bonus_points": 0,
             },
         )
     rule = {"program": program.pk, "is_active": "on", "multiplier": "1", "points": 0, "action_key": ""}
@@ -68,8 +75,17 @@ def test_staff_configure_and_customers_see_it_take_effect(admin_client, django_c
     admin_add(
         admin_client,
         "reward",
-        {"program": program.pk, "name": "5 EUR off", "description": "", "is_active": "on", "kind": "fixed",
-         "value": "5.00", "product_reference": "", "code_valid_days": 30, "points_cost": 500},
+        {
+            "program": program.pk,
+            "name": "5 EUR off",
+            "description": "",
+            "is_active": "on",
+            "kind": "fixed",
+            "value": "5.00",
+            "product_reference": "",
+            "code_valid_days": 30,
+            "points_cost": 500,
+        },
     )
     assert (Tier.objects.count(), EarningRule.objects.count(), Reward.objects.count()) == (3, 3, 1)
     product = Product.objects.create(name="Olive oil", slug="olive-oil", price=Decimal("40.00"))

@@ -396,7 +396,7 @@ def _compiled(source: str) -> Template:
     return Template(source)
 
 
-def _templates(campaign: Campaign) -> tuple[Template, Template, Template | None]:
+def campaign_templates(campaign: Campaign) -> tuple[Template, Template, Template | None]:
     """Compiled subject, text and HTML (``None`` without an HTML version); raises TemplateSyntaxError."""
     html_template = _compiled(campaign.html_template) if campaign.html_template.strip() else None
     return _compiled(campaign.subject), _compiled(campaign.text_template), html_template
@@ -493,7 +493,7 @@ def campaign_render(
     Raises ``TemplateSyntaxError`` when a template does not compile; an error raised while
     rendering (a filter, a ``{% url %}``) propagates as it is.
     """
-    subject_template, text_template, html_template = _templates(campaign)
+    subject_template, text_template, html_template = campaign_templates(campaign)
     with translation.override(_campaign_language(campaign)):
         ctx = _context(
             member=member,

@@ -42,6 +42,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
+from django.template import TemplateSyntaxError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -303,7 +304,7 @@ def _prepare_survey(prepared: Prepared) -> None:
 
 
 def _prepare_campaign(prepared: Prepared, batch: Batch) -> None:
-    from .campaigns import campaign_skip_reason, message_email, message_incentive
+    from .campaigns import campaign_skip_reason, campaign_templates, message_email, message_incentive
 
     row = prepared.row
     message = row.message
@@ -312,6 +313,10 @@ def _prepare_campaign(prepared: Prepared, batch: Batch) -> None:
     member = _member_or_skip(row)
     if reason := campaign_skip_reason(message, member):
         raise Skip(reason)
+    try:
+        campaign_templates(message.campaign)  # before any incentive is issued
+    except TemplateSyntaxError as exc:
+        raise Fail(f"The campaign's template does not compile: {exc}") from exc
     try:
         incentive = message_incentive(message=message, member=member, now=batch.now, existing=batch.existing_bonus)
     except LoyaltyError as exc:

@@ -159,9 +159,14 @@ def test_kpis_carry_the_customer_voice(viewer, member, program):
     for nps in [10, 9, 9, 10, 9, 8, 7, 7, 3, 0]:  # 5 promoters, 3 passives, 2 detractors
         SurveyResponseFactory(survey=survey, member=member, nps=nps)
     end = timezone.now() + timedelta(minutes=1)
-    body = client_for(viewer).get(
-        BASE + "kpis/", {"program": program.pk, "start": (end - timedelta(days=30)).isoformat(), "end": end.isoformat()}
-    ).json()
+    body = (
+        client_for(viewer)
+        .get(
+            BASE + "kpis/",
+            {"program": program.pk, "start": (end - timedelta(days=30)).isoformat(), "end": end.isoformat()},
+        )
+        .json()
+    )
     voice = body["current"]["voice"]
     assert (voice["promoters"], voice["passives"], voice["detractors"], voice["nps"]) == (5, 3, 2, 30)
     assert body["nps_by_month"][-1]["summary"]["nps"] == 30

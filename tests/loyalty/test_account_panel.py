@@ -70,9 +70,7 @@ def test_history_shows_adjustment_reasons(client, member, customer):
     assert "Sorry about the broken jar" in client.get(reverse("shop:account")).content.decode()
 
 
-def test_the_account_page_query_count_does_not_grow_with_history(
-    client, member, customer, django_assert_num_queries
-):
+def test_the_account_page_query_count_does_not_grow_with_history(client, member, customer, django_assert_num_queries):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

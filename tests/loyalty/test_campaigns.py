@@ -19,11 +19,10 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from config.celery import app
 from loyalty.adapters.base import EventKind
 from loyalty.admin.campaigns import CampaignForm
-from loyalty.models import Campaign, Member, Message, PointsEntry, Purchase, Redemption, Reward
+from loyalty.models import Campaign, Member, Message, OutboundEmail, PointsEntry, Purchase, Redemption, Reward
 from loyalty.selectors import campaign_report
 from loyalty.services import member_unsubscribe, record_order_event
 from loyalty.services.campaigns import (
-    MessageSendRetry,
     campaign_next_send_at,
     campaign_run,
     click_token_load,
@@ -31,7 +30,7 @@ from loyalty.services.campaigns import (
     message_send,
     purchase_attribute,
 )
-from loyalty.tasks import run_campaign, run_campaigns, send_message
+from loyalty.tasks import run_campaign, run_campaigns
 from shop.models import DiscountCode
 from tests.factories import CampaignFactory, ProgramFactory, order_event, segment_member
 
@@ -204,8 +203,8 @@ def test_the_control_group_is_stable_and_gets_no_email(
     control = set(Message.objects.filter(status=Status.CONTROL).values_list("member_id", flat=True))
     assert control == expected
     assert counts == {"eligible": 40, "queued": 40 - len(expected), "control": len(expected)}
-    tasks = published()
-    assert sorted(args[0] for _, args, _ in tasks) == [m.pk for m in queued(campaign)]
+    emailed = OutboundEmail.objects.filter(message__campaign=campaign).values_list("message_id", flat=True)
+    assert sorted(emailed) == [m.pk for m in queued(campaign)]
     for message in Message.objects.filter(status=Status.CONTROL):
         assert message_send(message_id=message.pk, now=now) == "not_queued"
     send_all(campaign, at=now)
@@ -217,20 +216,27 @@ def test_the_control_group_is_stable_and_gets_no_email(
     assert set(later) == expected
 
 
-def test_send_tasks_are_queued_after_commit_one_per_queued_message(
-    program, campaign, now, published, django_capture_on_commit_callbacks
+def test_each_queued_message_gets_its_outbox_email_in_the_run_and_one_nudge_after_commit(
+    program, campaign, now, published, django_capture_on_commit_callbacks, monkeypatch
 ):
+    from loyalty.services import outbox
+
+    monkeypatch.setattr(outbox, "_nudge_registered", lambda: False)  # the test is one transaction
     segment_member(program, email="a@example.com")
     segment_member(program, email="b@example.com")
+    published()  # the members' welcome emails' nudges
 
     with django_capture_on_commit_callbacks() as callbacks:
         campaign_run(campaign=campaign, now=now)
+    rows = OutboundEmail.objects.filter(kind="campaign").order_by("message_id")
+    assert [(r.message_id, r.member_id, r.status) for r in rows] == [
+        (m.pk, m.member_id, "queued") for m in queued(campaign)
+    ]
+    assert [r.key for r in rows] == [f"campaign:{campaign.pk}:{m.member_id}:2026-03-02" for m in queued(campaign)]
     assert published() == []  # nothing before the commit
     for callback in callbacks:
         callback()
-
-    ids = [m.pk for m in queued(campaign)]
-    assert sorted(published()) == [("loyalty.tasks.send_message", [pk], None) for pk in ids]
+    assert published() == [("loyalty.tasks.dispatch_emails", [], None)]  # one nudge, not one task per email
 
 
 def test_outside_the_send_window_the_tasks_wait_for_its_opening(
@@ -240,11 +246,15 @@ def test_outside_the_send_window_the_tasks_wait_for_its_opening(
     segment_member(program, email="a@example.com")
     evening = now.replace(hour=20)
 
+    published()
     with django_capture_on_commit_callbacks(execute=True):
         campaign_run(campaign=campaign, now=evening)
 
-    [(_, _, eta)] = published()
-    assert eta == timezone.make_aware(datetime(2026, 3, 3, 9, 0))
+    [email] = OutboundEmail.objects.filter(kind="campaign")
+    assert email.due_at == timezone.make_aware(datetime(2026, 3, 3, 9, 0))
+    assert published() == []  # no nudge: the sweep sends it when the window opens
+    [message] = queued(campaign)
+    assert message_send(message_id=message.pk, now=evening) == "not_queued"  # not due yet
 
 
 @pytest.mark.parametrize(
@@ -368,7 +378,6 @@ def test_a_member_who_unsubscribes_after_queueing_is_skipped(program, campaign, 
 
 def test_a_vanished_message_is_ignored(db, mailoutbox):
     assert message_send(message_id=987654) == "missing"
-    assert send_message(987654) == "missing"
     assert mailoutbox == []
 
 
@@ -379,19 +388,22 @@ def test_smtp_failures_are_retried_then_recorded_as_failed(program, campaign, no
     campaign_run(campaign=campaign, now=now)
     [message] = queued(campaign)
 
-    for attempt in (1, 2):
-        with pytest.raises(MessageSendRetry) as raised:
-            send_message(message.pk)  # the task: the retryable error reaches Celery's retry
-        assert raised.value.attempts == attempt
+    at = now
+    for attempt, wait in ((1, 1), (2, 2)):
+        assert message_send(message_id=message.pk, now=at) == "queued"  # again later
         message.refresh_from_db()
         assert (message.status, message.attempts) == (Status.QUEUED, attempt)
-    assert send_message(message.pk) == "failed"
+        assert message.email.due_at == at + timedelta(minutes=wait)  # 1, 2, 4... minutes apart
+        assert message_send(message_id=message.pk, now=at) == "not_queued"  # not due yet
+        at += timedelta(minutes=wait)
+    assert message_send(message_id=message.pk, now=at) == "failed"
 
     message.refresh_from_db()
     assert (message.status, message.attempts) == (Status.FAILED, 3)
     assert message.last_error == "SMTPServerDisconnected: Connection unexpectedly closed"
-    assert send_message(message.pk) == "not_queued"
-    assert PointsEntry.objects.filter(member=member).count() == 1  # the bonus, credited on the first attempt
+    assert message.email.status == "failed" and message.email.last_error == message.last_error
+    assert message_send(message_id=message.pk, now=at + DAY) == "not_queued"
+    assert not PointsEntry.objects.filter(member=member).exists()  # no bonus for an email that never went
 
 
 def test_a_retried_send_credits_the_incentive_once(program, campaign, now, settings, mailoutbox):
@@ -399,14 +411,14 @@ def test_a_retried_send_credits_the_incentive_once(program, campaign, now, setti
     campaign_run(campaign=campaign, now=now)
     [message] = queued(campaign)
     settings.EMAIL_BACKEND = DISCONNECTED
-    with pytest.raises(MessageSendRetry):
-        message_send(message_id=message.pk, now=now)
+    assert message_send(message_id=message.pk, now=now) == "queued"
+    assert not PointsEntry.objects.filter(member=member).exists()
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
     assert message_send(message_id=message.pk, now=now + timedelta(minutes=2)) == "sent"
 
     [bonus] = PointsEntry.objects.filter(member=member)
-    assert bonus.expires_at == now + 30 * DAY  # from the first attempt, when it was credited
+    assert bonus.expires_at == now + timedelta(minutes=2) + 30 * DAY  # credited with the sent mark
     assert Member.objects.get(pk=member.pk).balance == 200
     assert "200 bonus points" in mailoutbox[0].body
     message.refresh_from_db()

@@ -28,7 +28,7 @@ from loyalty.exceptions import (
 from loyalty.models import Member, PointsEntry, Program, Redemption, Reward, Tier
 from loyalty.services import adjust_points, member_enroll
 from loyalty.services.rewards import redeem, redemption_cancel, redemptions_expire_due
-from loyalty.tasks import expire_reward_codes, send_member_email
+from loyalty.tasks import expire_reward_codes
 from shop import services as shop
 from shop.models import DiscountCode
 from tests.factories import ProductFactory, UserFactory
@@ -123,9 +123,11 @@ def test_percent_and_free_product_rewards_become_the_matching_shop_codes(rich, p
 
 
 @pytest.fixture
-def emails_now(monkeypatch, mailoutbox):
-    """Queued member emails are sent at once (on commit), into ``mailoutbox``."""
-    monkeypatch.setattr(send_member_email, "delay", lambda *args: send_member_email(*args))
+def emails_now(emails_sent_on_commit, mailoutbox, send_emails):
+    """Queued member emails are sent at once (on commit), into ``mailoutbox`` (emptied of the
+    emails queued before the test, such as the welcome email)."""
+    send_emails()
+    mailoutbox.clear()
     return mailoutbox
 
 

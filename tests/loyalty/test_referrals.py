@@ -11,7 +11,6 @@ from django.utils import timezone
 from loyalty.models import EarningRule, Member, PointsEntry, Referral
 from loyalty.receivers import connect_referrals
 from loyalty.services import member_enroll
-from loyalty.services import notifications as notifications_module
 from loyalty.services.referrals import (
     CODE_ALPHABET,
     SESSION_KEY,
@@ -49,9 +48,8 @@ def referral_rules(program):
 
 
 @pytest.fixture
-def emails_sent_at_once(monkeypatch):
-    """Run the email task in-process instead of queueing it to the broker."""
-    monkeypatch.setattr(notifications_module, "_enqueue", lambda task, *args: task(*args))
+def emails_sent_at_once(emails_sent_on_commit):
+    """The outbox sends in-process on commit instead of asking a worker."""
 
 
 def register(client: Client, email: str, first_name: str = "Luca"):

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 #: name → (task, schedule) as the issue asks for them, written out rather than derived.
 EXPECTED = {
+    "loyalty-dispatch-emails": ("loyalty.tasks.dispatch_emails", "every 60 seconds"),
     "loyalty-process-pending-events": ("loyalty.tasks.process_pending_events", "every 10 seconds"),
     "loyalty-approve-pending-points": ("loyalty.tasks.approve_pending_points", "5 * * * *"),
     "loyalty-expire-points": ("loyalty.tasks.expire_points", "15 3 * * *"),
@@ -69,8 +70,8 @@ def test_the_first_run_creates_every_loyalty_task_with_its_default(settings):
         assert periodic.enabled and (periodic.args, periodic.kwargs) == ("[]", "{}")
         if periodic.crontab_id:
             assert str(periodic.crontab.timezone) == settings.CELERY_TIMEZONE
-    assert output.count(" created ") == 12
-    assert "Beat tasks: 12 created. Campaigns: nothing." in output
+    assert output.count(" created ") == 13
+    assert "Beat tasks: 13 created. Campaigns: nothing." in output
 
 
 def test_a_second_run_changes_nothing(program):
@@ -81,7 +82,7 @@ def test_a_second_run_changes_nothing(program):
     output = setup()
 
     assert snapshot() == before
-    assert "Beat tasks: 12 unchanged. Campaigns: 1 unchanged." in output
+    assert "Beat tasks: 13 unchanged. Campaigns: 1 unchanged." in output
 
 
 def test_a_schedule_staff_changed_survives_and_reset_restores_it(settings):
@@ -97,15 +98,15 @@ def test_a_schedule_staff_changed_survives_and_reset_restores_it(settings):
     assert loyalty_entries()["loyalty-refresh-health"] == ("loyalty.tasks.refresh_health", "30 5 * * *")
     assert PeriodicTask.objects.get(name="loyalty-recompute-tiers").enabled is False
     assert "kept      loyalty-refresh-health" in kept and "--reset restores it" in kept
-    assert "Beat tasks: 10 unchanged, 2 kept." in kept
+    assert "Beat tasks: 11 unchanged, 2 kept." in kept
 
     reset = setup("--reset")
 
     assert loyalty_entries() == EXPECTED
     assert PeriodicTask.objects.get(name="loyalty-recompute-tiers").enabled is True
     assert "reset     loyalty-refresh-health" in reset and "was loyalty.tasks.refresh_health, 30 5 * * *" in reset
-    assert "Beat tasks: 10 unchanged, 2 reset." in reset
-    assert "Beat tasks: 12 unchanged." in setup("--reset")  # nothing left to reset
+    assert "Beat tasks: 11 unchanged, 2 reset." in reset
+    assert "Beat tasks: 13 unchanged." in setup("--reset")  # nothing left to reset
 
 
 def test_a_dry_run_writes_nothing(program):
@@ -116,9 +117,9 @@ def test_a_dry_run_writes_nothing(program):
     output = setup("--dry-run")
 
     assert snapshot() == before
-    assert output.count("would be created") == 13
+    assert output.count("would be created") == 14
     assert "Dry run: nothing was written." in output
-    assert setup().count(" created ") == 13  # the dry run reported what the real run does
+    assert setup().count(" created ") == 14  # the dry run reported what the real run does
 
 
 def test_campaign_schedules_are_synced_and_orphans_removed(program):
@@ -158,4 +159,4 @@ def test_the_demo_settings_and_the_defaults_agree(settings):
 
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         DatabaseScheduler.Entry.from_entry(name, app=app, **entry)  # what beat does when it starts
-    assert "Beat tasks: 12 unchanged." in setup()
+    assert "Beat tasks: 13 unchanged." in setup()

@@ -14,11 +14,19 @@ from django.utils import timezone
 
 from loyalty.adapters.base import EventKind
 from loyalty.exceptions import InvalidEvent
-from loyalty.models import EarningRule, Member, PointsEntry, Purchase, Survey, SurveyInvitation, SurveyResponse
-from loyalty.services import record_order_event
+from loyalty.models import (
+    EarningRule,
+    Member,
+    OutboundEmail,
+    PointsEntry,
+    Purchase,
+    Survey,
+    SurveyInvitation,
+    SurveyResponse,
+)
+from loyalty.services import outbox, record_order_event
 from loyalty.services import surveys as service
 from loyalty.services.surveys import (
-    InvitationSendRetry,
     SurveyAlreadyAnswered,
     SurveyAnswerInvalid,
     SurveyLinkInvalid,
@@ -66,17 +74,17 @@ def run(captured, **kwargs):
 
 @pytest.fixture
 def send_now(monkeypatch):
-    """The send tasks enqueued after commit run in-process (each calls the service)."""
+    """The outbox's after-commit nudge sends the queued survey emails in-process (the members'
+    other emails, such as the welcome email, stay queued)."""
     sent: list[int] = []
 
-    def enqueue(survey_id, now):
-        for invitation_id in SurveyInvitation.objects.filter(
-            survey_id=survey_id, status=Status.QUEUED, created_at=now
-        ).values_list("pk", flat=True):
-            sent.append(invitation_id)
-            invitation_send(invitation_id=invitation_id)
+    def nudge() -> bool:
+        rows = OutboundEmail.objects.filter(kind="survey", status="queued")
+        sent.extend(rows.values_list("invitation_id", flat=True))
+        return bool(outbox.outbox_dispatch(ids=list(rows.values_list("pk", flat=True))))
 
-    monkeypatch.setattr(service, "_enqueue", enqueue)
+    monkeypatch.setattr(outbox, "outbox_nudge", nudge)
+    monkeypatch.setattr(outbox, "_nudge_registered", lambda: False)
     return sent
 
 
@@ -144,9 +152,9 @@ def test_consent_withdrawn_between_selection_and_sending_skips_the_email(
 ):
     member = consenting(program)
     bought(member, days_ago=8, reference="A-1")
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:  # selected, task not yet run
+    with django_capture_on_commit_callbacks(execute=False):  # selected, not sent yet
         surveys_send_due()
-    assert len(callbacks) == 1
+    assert OutboundEmail.objects.get(kind="survey").status == "queued"
     Member.objects.filter(pk=member.pk).update(marketing_consent=False)
 
     invitation = SurveyInvitation.objects.get()
@@ -224,7 +232,7 @@ def test_selection_queries_do_not_grow_with_the_customer_base(
 ):
     for n in range(15):
         bought(consenting(program, f"c{n}@example.com"), days_ago=8, reference=f"A-{n}")
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):  # the invitations and their outbox emails, per chunk
         with django_capture_on_commit_callbacks(execute=False):
             assert surveys_send_due()["queued"] == 15
 
@@ -241,12 +249,13 @@ def test_smtp_errors_are_retried_then_the_invitation_fails_with_the_error(
     def refuse(self, *args, **kwargs):
         raise smtplib.SMTPServerDisconnected("connection lost")
 
-    monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", refuse)
-    with pytest.raises(InvitationSendRetry):
-        invitation_send(invitation_id=invitation.pk)
-    assert invitation_send(invitation_id=invitation.pk) == Status.FAILED
+    monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", refuse)
+    assert invitation_send(invitation_id=invitation.pk) == Status.QUEUED  # again in a minute
+    later = timezone.now() + timedelta(minutes=2)
+    assert invitation_send(invitation_id=invitation.pk, now=later) == Status.FAILED
     invitation.refresh_from_db()
     assert invitation.attempts == 2 and "connection lost" in invitation.last_error
+    assert invitation.email.status == "failed" and invitation.email.last_error == invitation.last_error
 
 
 # --- the email ---------------------------------------------------------------------------------

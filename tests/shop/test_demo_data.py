@@ -30,9 +30,7 @@ def _db(db):
 
 
 def customers_by_orders():
-    return get_user_model().objects.annotate(
-        n_orders=Count("orders"), last_order=Max("orders__created_at")
-    )
+    return get_user_model().objects.annotate(n_orders=Count("orders"), last_order=Max("orders__created_at"))
 
 
 def test_summary_matches_the_database(demo):

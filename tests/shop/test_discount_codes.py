@@ -64,8 +64,10 @@ def test_each_kind_takes_off_what_it_says(soap, balm, fields, quantities, discou
         (None, "The discount code NOPE is not valid. Please check it."),
         ({"is_active": False}, "The discount code SPRING5 is not valid. Please check it."),
         ({"used_at": timezone.now()}, "The discount code SPRING5 has already been used."),
-        ({"min_order_value": Decimal("25.00")}, "The discount code SPRING5 needs an order of at least €25.00; "
-         "your order is €20.40."),
+        (
+            {"min_order_value": Decimal("25.00")},
+            "The discount code SPRING5 needs an order of at least €25.00; your order is €20.40.",
+        ),
     ],
     ids=["unknown", "inactive", "used", "minimum-order"],
 )
