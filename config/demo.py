@@ -285,7 +285,7 @@ def nightly_health_and_campaigns() -> None:
     # The hourly survey task: orders paid a week ago get "How was your order?" (the worker prints
     # the emails; Anna's is among them: open its link to answer and collect the points).
     surveys = surveys_send_due()
-    say(f"Surveys: {surveys['queued']} invitations queued (the worker prints the emails, {DEMO_CUSTOMER_EMAIL}'s too).")
+    say(f"Surveys: {surveys['queued']} invitations queued (the worker sends them: one line each, {DEMO_CUSTOMER_EMAIL}'s too).")
 
 
 def _http_get(url: str, *, server: Child, timeout: float = 60) -> int:
@@ -371,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"demo   | broker: {broker_note}")
         # Links in the emails the worker prints (surveys, unsubscribe, campaigns) open this demo.
         os.environ.setdefault("SITE_URL", f"http://localhost:{args.port}")
+        # One line per email on the console; the messages themselves in var/emails/ (and admin).
+        os.environ.setdefault("EMAIL_BACKEND", "config.demo_mail.OneLineEmailBackend")
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
@@ -475,6 +477,7 @@ def banner(*, base_url: str, broker_note: str) -> None:
         f"  Customer login  {CUSTOMER_LOGIN[0]} / {CUSTOMER_LOGIN[1]}",
         f"  Broker          {broker_note}",
         "  Worker + beat   running (output below, prefixed)",
+        f"  Emails          one line each below; the messages in var/emails/, all in {base_url}/admin/loyalty/outboundemail/",
         "",
         "  Ctrl-C to stop",
         rule,

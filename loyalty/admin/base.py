@@ -24,6 +24,7 @@ from ..models import (
     Member,
     Message,
     OrderEvent,
+    OutboundEmail,
     PointsEntry,
     Program,
     Purchase,
@@ -291,6 +292,9 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
                 Message.objects.filter(member_id=member_id)
                 .select_related("campaign")
                 .order_by("-created_at", "-id")[:PAGE_MESSAGES]
+            ),
+            "member_emails": list(
+                OutboundEmail.objects.filter(member_id=member_id).order_by("-created_at", "-id")[:PAGE_MESSAGES]
             ),
             "tier_history": list(
                 TierChange.objects.filter(member_id=member_id)

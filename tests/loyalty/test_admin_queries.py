@@ -28,6 +28,7 @@ from loyalty.models import (
     Member,
     Message,
     OrderEvent,
+    OutboundEmail,
     PendingPoints,
     PointsEntry,
     Program,
@@ -184,6 +185,21 @@ class World:
                 to_email=f"q{i}@example.com",
                 created_at=now,
                 sent_at=now,
+            )
+            for k, i in enumerate(new)
+        )
+        OutboundEmail.objects.bulk_create(
+            OutboundEmail(
+                key=f"test:{i}",
+                kind="tier_changed" if i % 2 else "campaign",
+                program=main,
+                member=members[k],
+                to_email=f"q{i}@example.com",
+                status=OutboundEmail.Status.SENT if i % 3 else OutboundEmail.Status.FAILED,
+                last_error="" if i % 3 else "SMTPServerDisconnected",
+                created_at=now,
+                due_at=now,
+                sent_at=now if i % 3 else None,
             )
             for k, i in enumerate(new)
         )
