@@ -20,6 +20,7 @@ def get_model_admin(site, model: type[models.Model]):
     if hasattr(site, "get_model_admin"):
         return site.get_model_admin(model)
     from django.contrib.admin.sites import NotRegistered  # not at import time: models import this module
+
     try:
         return site._registry[model]
     except KeyError:

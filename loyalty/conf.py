@@ -47,9 +47,9 @@ Defaults, with what each key does:
     The former name of ``EMAIL_MAX_ATTEMPTS``; when set, it wins.
 ``EMAIL_BATCH_SIZE`` (``500``)
     Emails a worker claims from the outbox at a time.
-``EMAIL_FLUSH_EVERY`` (``100``)
+``EMAIL_FLUSH_EVERY`` (``200``)
     While sending a batch, "sent" marks (and a campaign's bonus points) are written after this
-    many emails, or a quarter of a second, whichever comes first.
+    many emails, or half a second, whichever comes first.
 ``EMAIL_LEASE_SECONDS`` (``300``)
     How long a worker holds the emails it claimed; a worker that dies leaves them to be claimed
     again after this. Longer than a batch takes to send.
@@ -87,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "EMAIL_MAX_ATTEMPTS": 5,
     "CAMPAIGN_MAX_ATTEMPTS": None,
     "EMAIL_BATCH_SIZE": 500,
-    "EMAIL_FLUSH_EVERY": 100,
+    "EMAIL_FLUSH_EVERY": 200,
     "EMAIL_LEASE_SECONDS": 300,
     "EMAIL_EXPIRE_HOURS": 72,
     "SUPPORT_ADJUST_LIMIT": 500,

@@ -15,7 +15,6 @@ def retry_unprocessed_events() -> dict[str, int]:
     return services.events_retry_unprocessed()
 
 
-
 @shared_task(acks_late=True, ignore_result=True)
 def process_pending_events() -> dict[str, int]:
     """Beat task (every few seconds) for ``EVENT_PROCESSING = "deferred"``: apply new events."""

@@ -72,9 +72,7 @@ class PointsEntry(models.Model):
         ]
         indexes = [
             models.Index(fields=["member", "-created_at", "-id"], name="loyalty_entry_member_recent"),
-            models.Index(
-                fields=["member", "expires_at"], condition=Q(remaining__gt=0), name="loyalty_entry_open_lots"
-            ),
+            models.Index(fields=["member", "expires_at"], condition=Q(remaining__gt=0), name="loyalty_entry_open_lots"),
         ]
 
     def __str__(self) -> str:

@@ -51,6 +51,7 @@ class Program(models.Model):
         default=True,
         help_text=_("Otherwise a customer becomes a member with their first paid order."),
     )
+
     class ExpiryPolicy(models.TextChoices):
         PER_LOT = "per_lot", _("Each lot expires its lifetime after it was earned")
         INACTIVITY = "inactivity", _("The whole balance expires after a period without purchases")

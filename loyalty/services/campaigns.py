@@ -36,8 +36,9 @@ from django.db import transaction
 from django.db.models import Case, Exists, F, OuterRef, QuerySet, When
 from django.template import Context, Template, TemplateSyntaxError
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone, translation
+from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -406,6 +407,20 @@ def _absolute(path: str) -> str:
     return f"{site_url()}{path}"
 
 
+_TOKEN_SLOT = "LOYALTY-TOKEN-SLOT"
+
+
+def _tokened_url(name: str, token: str) -> str:
+    """``SITE_URL`` + ``reverse(name, args=[token])``, resolving the route once per process:
+    a batch of emails builds three such links per email (unsubscribe, open pixel, clicks)."""
+    return _url_pattern(name, get_script_prefix(), site_url()).replace(_TOKEN_SLOT, token)
+
+
+@lru_cache(maxsize=64)
+def _url_pattern(name: str, script_prefix: str, site: str) -> str:
+    return f"{site}{reverse(name, args=[_TOKEN_SLOT])}"
+
+
 def shop_name_for(program: Program) -> str:
     return loyalty_settings.SHOP_NAME or program.name
 
@@ -423,7 +438,7 @@ def track_links(body: str, *, message: Message, keep: set[str] = frozenset()) ->
         parts = urlsplit(url)
         if url in keep or parts.scheme.lower() not in ("http", "https") or parts.netloc.lower() != own_host:
             return match.group(0)
-        tracked = _absolute(reverse("loyalty:track_click", args=[click_token(message, url)]))
+        tracked = _tokened_url("loyalty:track_click", click_token(message, url))
         return f"{match.group(1)}{match.group(2)}{html.escape(tracked)}{match.group(2)}"
 
     return _LINK.sub(rewrite, body)
@@ -461,7 +476,7 @@ def _context(
         "tier": member.tier.name if member.tier_id and member.tier else "",
         "incentive": incentive_text,
         "incentive_expires_on": expires_on,
-        "unsubscribe_url": _absolute(reverse("loyalty:unsubscribe", args=[token])),
+        "unsubscribe_url": _tokened_url("loyalty:unsubscribe", token),
         "shop_url": f"{site_url()}/",
         "shop_name": shop_name_for(program),
         "program_name": program.name,
@@ -509,21 +524,55 @@ def campaign_render(
             inner = html_template.render(Context(ctx, autoescape=True))
             if message is not None:
                 inner = track_links(inner, message=message, keep={unsubscribe_url})
-                open_url = _absolute(reverse("loyalty:track_open", args=[tracking_token(message)]))
+                open_url = _tokened_url("loyalty:track_open", tracking_token(message))
             else:
                 open_url = PREVIEW_PIXEL
-            body = render_to_string(
-                LAYOUT_TEMPLATE,
-                {
-                    **ctx,
-                    "subject": subject,
-                    "body": mark_safe(inner),  # rendered with autoescape from the campaign's own template
-                    "open_url": open_url,
-                    "language": translation.get_language(),
-                },
-            )
+            body = _layout(ctx, subject=subject, body=inner, open_url=open_url)
     headers = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return RenderedEmail(subject=subject, text=text, html=body, headers=headers)
+
+
+#: Stand-ins for the per-email values in a layout rendered once (see :func:`_layout`).
+_SLOTS = {name: f"\x00loyalty-{name}\x00" for name in ("subject", "body", "open_url", "unsubscribe_url")}
+_PER_EMAIL = {"first_name", "balance", "tier", "incentive", "incentive_expires_on", *_SLOTS}
+
+
+def _layout(ctx: dict, *, subject: str, body: str, open_url: str) -> str:
+    """The HTML layout around the campaign's body. The layout only varies per email in the
+    subject, the body and two links, so it is rendered once per programme and language with
+    stand-ins, which each email then replaces (escaped as the template would). A layout that
+    uses those values any other way (a filter on them, say) is rendered in full per email."""
+    constant = tuple(sorted((k, str(v)) for k, v in ctx.items() if k not in _PER_EMAIL))
+    skeleton = _layout_skeleton(constant, translation.get_language())
+    values = {
+        "subject": conditional_escape(subject),
+        "body": body,  # rendered with autoescape from the campaign's own template
+        "open_url": conditional_escape(open_url),
+        "unsubscribe_url": conditional_escape(ctx["unsubscribe_url"]),
+    }
+    if skeleton is not None:
+        for name, slot in _SLOTS.items():
+            skeleton = skeleton.replace(slot, values[name])
+        return skeleton
+    return render_to_string(
+        LAYOUT_TEMPLATE,
+        {
+            **ctx,
+            "subject": subject,
+            "body": mark_safe(body),
+            "open_url": open_url,
+            "language": translation.get_language(),
+        },
+    )
+
+
+@lru_cache(maxsize=64)
+def _layout_skeleton(constant: tuple[tuple[str, str], ...], language: str) -> str | None:
+    slots = {name: mark_safe(slot) for name, slot in _SLOTS.items()}
+    rendered = render_to_string(LAYOUT_TEMPLATE, {**dict(constant), **slots, "language": language})
+    if any(rendered.count(slot) != 1 for name, slot in _SLOTS.items() if name != "unsubscribe_url"):
+        return None
+    return rendered
 
 
 def message_email(*, message: Message, member: Member, incentive: IssuedIncentive) -> EmailMultiAlternatives:

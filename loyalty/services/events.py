@@ -236,9 +236,7 @@ def earn_for_purchase(
 
 def _locked_purchase(event: OrderEvent, program: Program, missing: str) -> Purchase:
     purchase = (
-        Purchase.objects.select_for_update()
-        .filter(program=program, order_reference=event.order_reference)
-        .first()
+        Purchase.objects.select_for_update().filter(program=program, order_reference=event.order_reference).first()
     )
     if purchase is None:
         raise Skip(missing % {"order": event.order_reference})
@@ -257,9 +255,7 @@ def _refunded(event: OrderEvent, program: Program) -> None:
 
 
 def _cancelled(event: OrderEvent, program: Program) -> None:
-    purchase = _locked_purchase(
-        event, program, "Order %(order)s was cancelled before it was paid: no points involved."
-    )
+    purchase = _locked_purchase(event, program, "Order %(order)s was cancelled before it was paid: no points involved.")
     purchase.status = Purchase.Status.CANCELLED
     _reverse_to(purchase, purchase.points_earned, event)
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import signals
 from ..exceptions import InsufficientPoints, InvalidAdjustment
 from ..models import Member, PointsEntry, Purchase
+from .bulk import bulk_set
 
 Kind = PointsEntry.Kind
 CREDIT_KINDS = {Kind.EARN, Kind.BONUS, Kind.ADJUST}
@@ -275,9 +276,7 @@ def points_credit_many(*, credits: list[Credit], at: datetime | None = None) -> 
             .only("pk", "balance", "lifetime_points", "program_id")
         }
         keys = [c.idempotency_key for c in credits]
-        taken = set(
-            PointsEntry.objects.filter(idempotency_key__in=keys).values_list("program_id", "idempotency_key")
-        )
+        taken = set(PointsEntry.objects.filter(idempotency_key__in=keys).values_list("program_id", "idempotency_key"))
         new: dict[str, PointsEntry] = {}
         added: dict[int, int] = defaultdict(int)
         for credit in credits:
@@ -301,10 +300,8 @@ def points_credit_many(*, credits: list[Credit], at: datetime | None = None) -> 
         if not new:
             return {}
         PointsEntry.objects.bulk_create(list(new.values()))
-        amount = Case(*(When(pk=pk, then=Value(points)) for pk, points in added.items()), default=Value(0))
-        Member.objects.filter(pk__in=list(added)).update(
-            balance=F("balance") + amount, lifetime_points=F("lifetime_points") + amount
-        )
+        totals = {pk: {"balance": points, "lifetime_points": points} for pk, points in added.items()}
+        bulk_set(Member, totals, ["balance", "lifetime_points"], increment=["balance", "lifetime_points"])
         for entry in new.values():
             member = members[entry.member_id]
             signals.send_on_commit(signals.points_awarded, sender=Member, member=member, entry=entry)

@@ -49,6 +49,7 @@ from django.utils.translation import gettext as _
 from ..conf import loyalty_settings
 from ..exceptions import LoyaltyError
 from ..models import Member, Message, OutboundEmail, PointsEntry, Redemption, SurveyInvitation
+from .bulk import bulk_set
 
 logger = logging.getLogger("loyalty.outbox")
 
@@ -61,7 +62,7 @@ STAFF_ALERT = "staff_alert"
 MAX_BACKOFF = timedelta(hours=1)
 FIRST_BACKOFF = timedelta(minutes=1)
 #: Marks are written at least this often while a batch is being sent.
-FLUSH_SECONDS = 0.25
+FLUSH_SECONDS = 0.5
 #: After a failed nudge, requests stop trying the broker for this long (the beat sweep sends).
 NUDGE_PAUSE_SECONDS = 30.0
 #: The beat task stops taking new batches after this long (it runs again in a minute).
@@ -401,9 +402,8 @@ def _mark(outcomes: list[Prepared], *, lease: datetime, now: datetime, counts: d
             elif p.outcome == Status.QUEUED:
                 row.due_at = now + _backoff(row.attempts)
             counts[str(p.outcome)] += 1
-        if outcomes:
-            fields = ["status", "lease_until", "last_error", "sent_at", "to_email", "subject", "due_at"]
-            OutboundEmail.objects.bulk_update([p.row for p in outcomes], fields)
+        fields = ["status", "lease_until", "last_error", "sent_at", "to_email", "subject", "due_at"]
+        bulk_set(OutboundEmail, {p.row.pk: {f: getattr(p.row, f) for f in fields} for p in outcomes}, fields)
         _mirror(outcomes, now=now, entries=entries)
         for p in outcomes:
             if p.outcome == Status.FAILED and p.redemption_id:
@@ -413,33 +413,31 @@ def _mark(outcomes: list[Prepared], *, lease: datetime, now: datetime, counts: d
 def _mirror(outcomes: list[Prepared], *, now: datetime, entries: dict[str, PointsEntry]) -> None:
     """Campaign messages and survey invitations keep their own status (reports, cooldown,
     attribution read it): set it from the outbox row, in the same transaction."""
-    messages, invitations = [], []
+    messages: dict[int, dict] = {}
+    invitations: dict[int, dict] = {}
     for p in outcomes:
         row = p.row
-        status = {Status.SENT: "sent", Status.FAILED: "failed", Status.SKIPPED: "skipped"}.get(p.outcome)
+        status = {Status.SENT: "sent", Status.FAILED: "failed", Status.SKIPPED: "skipped"}.get(p.outcome, "queued")
+        values = {
+            "status": status,
+            "attempts": row.attempts,
+            "last_error": row.last_error,
+            "sent_at": row.sent_at,
+            "to_email": row.to_email,
+        }
         if row.message_id:
-            message = Message(pk=row.message_id, status=status or Message.Status.QUEUED, attempts=row.attempts)
-            message.last_error, message.sent_at, message.to_email = row.last_error, row.sent_at, row.to_email
-            message.incentive_reference = row.message.incentive_reference if row.message else ""
-            if p.outcome == Status.SENT and p.incentive_reference:
+            reference = row.message.incentive_reference if row.message else ""
+            if p.outcome == Status.SENT and p.incentive_reference and not reference.startswith("resend-of:"):
                 reference = p.incentive_reference
                 if p.bonus is not None and p.bonus.idempotency_key in entries:
                     entry = entries[p.bonus.idempotency_key]
                     reference = f"points:{entry.points}:entry:{entry.pk}"
-                keep = (message.incentive_reference or "").startswith("resend-of:")
-                message.incentive_reference = message.incentive_reference if keep else reference[:100]
-            messages.append(message)
+            messages[row.message_id] = {**values, "incentive_reference": reference[:100]}
         elif row.invitation_id:
-            invitation = SurveyInvitation(
-                pk=row.invitation_id, status=status or SurveyInvitation.Status.QUEUED, attempts=row.attempts
-            )
-            invitation.last_error, invitation.sent_at, invitation.to_email = row.last_error, row.sent_at, row.to_email
-            invitations.append(invitation)
+            invitations[row.invitation_id] = values
     fields = ["status", "attempts", "last_error", "sent_at", "to_email"]
-    if messages:
-        Message.objects.bulk_update(messages, [*fields, "incentive_reference"])
-    if invitations:
-        SurveyInvitation.objects.bulk_update(invitations, fields)
+    bulk_set(Message, messages, [*fields, "incentive_reference"])
+    bulk_set(SurveyInvitation, invitations, fields)
 
 
 def _cancel_incentive_code(redemption_id: int) -> None:

@@ -319,9 +319,7 @@ def redemption_cancel(*, redemption: Redemption, by=None, at: datetime | None = 
     at = at or timezone.now()
     with transaction.atomic():
         member = Member.objects.select_for_update().select_related("program").get(pk=redemption.member_id)
-        redemption = (
-            Redemption.objects.select_for_update(of=("self",)).select_related("reward").get(pk=redemption.pk)
-        )
+        redemption = Redemption.objects.select_for_update(of=("self",)).select_related("reward").get(pk=redemption.pk)
         if redemption.status == Redemption.Status.CANCELLED:
             return redemption
         used = RedemptionNotCancellable(
