@@ -134,7 +134,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0),
     "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0),
     "retry_on_timeout": False,
-    "max_retries": 1,
+    "max_retries": 0,  # a publish that cannot connect gives up at once (kombu would wait 2 s and retry)
     # A task a dead worker held goes back to the queue after this; longer than any loyalty
     # task runs (the longest, a nightly health chunk of 250,000 members, takes about a minute).
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),

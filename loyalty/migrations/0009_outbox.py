@@ -80,9 +80,9 @@ class Migration(migrations.Migration):
                 ('due_at', models.DateTimeField(help_text='Not sent before this time (send window, retry backoff).', verbose_name='due at')),
                 ('lease_until', models.DateTimeField(blank=True, null=True, verbose_name='claimed until')),
                 ('sent_at', models.DateTimeField(blank=True, null=True, verbose_name='sent at')),
-                ('invitation', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='email', to='loyalty.surveyinvitation')),
+                ('invitation', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='email', to='loyalty.surveyinvitation')),
                 ('member', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='emails', to='loyalty.member')),
-                ('message', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='email', to='loyalty.message')),
+                ('message', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='email', to='loyalty.message')),
                 ('program', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='loyalty.program')),
             ],
             options={

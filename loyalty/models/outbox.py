@@ -36,11 +36,12 @@ class OutboundEmail(models.Model):
     member = models.ForeignKey(
         "loyalty.Member", null=True, blank=True, on_delete=models.SET_NULL, related_name="emails"
     )
+    # SET_NULL: an email whose campaign or invitation was deleted stays, and ends "skipped" with the reason.
     message = models.OneToOneField(
-        "loyalty.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="email"
+        "loyalty.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="email"
     )
     invitation = models.OneToOneField(
-        "loyalty.SurveyInvitation", null=True, blank=True, on_delete=models.CASCADE, related_name="email"
+        "loyalty.SurveyInvitation", null=True, blank=True, on_delete=models.SET_NULL, related_name="email"
     )
     to_email = models.EmailField(
         _("to"), blank=True, help_text=_("Staff emails: the address. Member emails: the address it was sent to.")

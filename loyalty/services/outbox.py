@@ -308,10 +308,10 @@ def _prepare_campaign(prepared: Prepared, batch: Batch) -> None:
     from .campaigns import campaign_skip_reason, campaign_templates, message_email, message_incentive
 
     row = prepared.row
+    member = _member_or_skip(row)
     message = row.message
     if message is None:
         raise Skip("The campaign message no longer exists.")
-    member = _member_or_skip(row)
     if reason := campaign_skip_reason(message, member):
         raise Skip(reason)
     try:
