@@ -267,7 +267,7 @@ def points_credit_many(*, credits: list[Credit], at: datetime | None = None) -> 
         if credit.kind not in CREDIT_KINDS or not isinstance(credit.points, int) or credit.points <= 0:
             raise ValueError(f"not a valid credit: {credit!r}")
     at = at or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         members = {
             m.pk: m
             for m in Member.objects.select_for_update()
