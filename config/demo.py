@@ -285,7 +285,7 @@ def nightly_health_and_campaigns() -> None:
     # The hourly survey task: orders paid a week ago get "How was your order?" (the worker prints
     # the emails; Anna's is among them: open its link to answer and collect the points).
     surveys = surveys_send_due()
-    say(f"Surveys: {surveys['queued']} invitations queued (the worker sends them: one line each, {DEMO_CUSTOMER_EMAIL}'s too).")
+    say(f"Surveys: {surveys['queued']} invitations queued (the worker sends them, {DEMO_CUSTOMER_EMAIL}'s too).")
 
 
 def _http_get(url: str, *, server: Child, timeout: float = 60) -> int:
@@ -477,7 +477,8 @@ def banner(*, base_url: str, broker_note: str) -> None:
         f"  Customer login  {CUSTOMER_LOGIN[0]} / {CUSTOMER_LOGIN[1]}",
         f"  Broker          {broker_note}",
         "  Worker + beat   running (output below, prefixed)",
-        f"  Emails          one line each below; the messages in var/emails/, all in {base_url}/admin/loyalty/outboundemail/",
+        "  Emails          one line each below, the messages in var/emails/,",
+        f"                  all of them in {base_url}/admin/loyalty/outboundemail/",
         "",
         "  Ctrl-C to stop",
         rule,

@@ -66,14 +66,6 @@ CLICK_SALT = "loyalty.campaigns.click"
 SCHEDULE_TASK = "loyalty.tasks.run_campaign"
 
 
-class MessageSendRetry(Exception):
-    """Sending failed for a reason that may pass (SMTP, network): the task tries again later."""
-
-    def __init__(self, message_id: int, attempts: int, error: str) -> None:
-        super().__init__(f"message {message_id}, attempt {attempts}: {error}")
-        self.message_id, self.attempts, self.error = message_id, attempts, error
-
-
 # --- selecting and queueing ----------------------------------------------------------------
 
 
@@ -850,11 +842,11 @@ def campaign_schedule_delete(*, campaign_id: int) -> None:
 
 def message_resend(*, message: Message, by=None, token: str | None = None) -> Message:
     """Queue a new message of ``message``'s campaign to the same member, cycle ``resend-<8 hex>``,
-    and its ``send_message`` task on commit; returns the new message.
+    and its email in the outbox; returns the new message.
 
     Only a sent or failed message is resent. The resend carries the original's incentive:
-    ``message_send`` keys it on the original message, so the customer sees the same points or
-    code and nothing is issued twice. The checks ``message_send`` makes (campaign and programme on, consent, an active
+    the outbox keys it on the original message, so the customer sees the same points or
+    code and nothing is issued twice. The checks made when it is sent (campaign and programme on, consent, an active
     account with an address) are made now, so staff see a refusal instead of a skipped message.
     Every refusal is a :class:`LoyaltyError` and writes nothing. ``token`` (the admin form's)
     names the cycle, so a form sent twice returns the first resend instead of queueing another.
