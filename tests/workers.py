@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -13,6 +14,13 @@ from config.celery import app
 def celery_worker(broker_url):
     """A worker thread on a queue of its own, so parallel test processes sharing one Redis
     never take each other's tasks."""
+    with running_worker(broker_url) as worker_app:
+        yield worker_app
+
+
+@contextmanager
+def running_worker(broker_url: str):
+    """A worker thread on ``broker_url`` and a queue of its own (see :func:`celery_worker`)."""
     previous = app.conf.broker_url, app.conf.task_default_queue
     _reset_connections()
     app.conf.broker_url = broker_url
@@ -23,6 +31,7 @@ def celery_worker(broker_url):
             yield app
     finally:
         app.conf.broker_url, app.conf.task_default_queue = previous
+        app.amqp.queues = app.amqp.Queues(())
         _reset_connections()
 
 

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db
 
 staff_groups = import_module("loyalty.migrations.0005_staff_groups")
 survey_permissions = import_module("loyalty.migrations.0008_survey_permissions")
+outbox_permissions = import_module("loyalty.migrations.0010_outbox_permissions")
 MANAGER, SUPPORT = staff_groups.MANAGER, staff_groups.SUPPORT
 
 
@@ -159,6 +160,8 @@ def test_the_support_agent_views_customers_and_may_adjust(groups):
         "view_survey",
         "view_surveyinvitation",
         "view_surveyresponse",
+        # 0010: the emails sent to customers, read-only.
+        "view_outboundemail",
     }
 
 
@@ -181,16 +184,19 @@ def test_the_migration_creates_its_groups_once_and_reverses_cleanly(groups):
 
     staff_groups.create_groups(apps)  # again: nothing new
     survey_permissions.add_permissions(apps)
+    outbox_permissions.add_permissions(apps)
     assert Group.objects.filter(name__in=[MANAGER, SUPPORT]).count() == 2
     assert {name: codenames(Group.objects.get(name=name)) for name in before} == before
 
-    survey_permissions.remove_permissions(apps)  # migrations reverse newest first
+    outbox_permissions.remove_permissions(apps)  # migrations reverse newest first
+    survey_permissions.remove_permissions(apps)
     staff_groups.remove_groups(apps)
     assert not Group.objects.filter(name__in=[MANAGER, SUPPORT]).exists()
     assert Permission.objects.filter(codename="change_reward").exists()  # permissions themselves stay
 
     staff_groups.create_groups(apps)
     survey_permissions.add_permissions(apps)
+    outbox_permissions.add_permissions(apps)
     assert {name: codenames(Group.objects.get(name=name)) for name in before} == before
 
 
@@ -198,6 +204,7 @@ def test_reversing_keeps_a_group_staff_gave_more_permissions(groups):
     extra = Permission.objects.get(codename="view_user")
     groups[SUPPORT].permissions.add(extra)
 
+    outbox_permissions.remove_permissions(apps)
     survey_permissions.remove_permissions(apps)
     staff_groups.remove_groups(apps)
 

@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -39,7 +38,7 @@ from loyalty.services.campaigns import campaign_run
 from loyalty.tasks import dispatch_emails
 from shop.models import Product
 from tests.factories import CampaignFactory, UserFactory, segment_member
-from tests.workers import _reset_connections, wait_for
+from tests.workers import _reset_connections, running_worker, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,10 +148,7 @@ def test_broker_down_during_payment_the_page_answers_and_the_sweep_sends_later(
 
     redis = OwnRedis(port)  # the broker comes back
     try:
-        _reset_connections()
-        from celery.contrib.testing.worker import start_worker
-
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with running_worker(redis.url):
             dispatch_emails.delay()  # what beat sends every minute
             assert wait_for(lambda: len(tier_emails(mailoutbox)) == 1, timeout=30), "the sweep sent nothing"
     finally:
@@ -259,7 +255,9 @@ def test_a_refusing_mail_server_retries_then_fails_and_keeps_no_incentive(
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
-def test_a_worker_killed_in_the_middle_of_a_batch_sends_every_email_exactly_once(program, broker_url, tmp_path):
+def test_a_worker_killed_in_the_middle_of_a_batch_sends_every_email_exactly_once(
+    program, broker_url, tmp_path, settings
+):
     """``kill -9`` of a worker process while it sends a batch; after its lease runs out, the
     next sweep sends the rest. The mail server takes 0.6 s per email, longer than the outbox's
     flush interval, so each email is marked right after it went: none is sent twice."""
@@ -313,7 +311,7 @@ def test_a_worker_killed_in_the_middle_of_a_batch_sends_every_email_exactly_once
     settings.EMAIL_BACKEND = "tests.mail_backends.SlowFileBackend"
     os.environ["TEST_MAIL_FILE"], os.environ["TEST_MAIL_DELAY"] = str(sent_file), "0"
     try:
-        later = timezone.now() + timedelta(seconds=settings.LOYALTY.get("EMAIL_LEASE_SECONDS", 300) + 1)
+        later = timezone.now() + timedelta(seconds=outbox._setting("EMAIL_LEASE_SECONDS") + 1)
         outbox.outbox_dispatch(now=later)
     finally:
         del os.environ["TEST_MAIL_FILE"], os.environ["TEST_MAIL_DELAY"]
