@@ -373,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("SITE_URL", f"http://localhost:{args.port}")
         # One line per email on the console; the messages themselves in var/emails/ (and admin).
         os.environ.setdefault("EMAIL_BACKEND", "config.demo_mail.OneLineEmailBackend")
+        shutil.rmtree(VAR_DIR / "emails", ignore_errors=True)  # this run's emails only
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django

@@ -26,7 +26,7 @@ def email_dir() -> Path:
     return Path(os.environ.get("DEMO_EMAIL_DIR") or Path(settings.BASE_DIR) / "var" / "emails")
 
 
-_LINK = re.compile(r"https?://\\S+")
+_LINK = re.compile(r"https?://\S+")
 
 
 def _first_link(body: str) -> str:
@@ -51,7 +51,7 @@ class OneLineEmailBackend(BaseEmailBackend):
             to = ", ".join(message.to)
             where = path.relative_to(Path(settings.BASE_DIR))
             link = _first_link(message.body)
-            sys.stdout.write(f"email  | to {to}: {message.subject}  ({where}{', link ' + link if link else ''})\n")
-            sys.stdout.flush()
+            sys.__stdout__.write(f"email  | to {to}: {message.subject}  ({where}{', link ' + link if link else ''})\n")
+            sys.__stdout__.flush()
             sent += 1
         return sent
