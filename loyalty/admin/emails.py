@@ -23,7 +23,7 @@ from .base import ReadOnlyMixin, _member_link
 class OutboundEmailAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Kept by the outbox (services.outbox); staff read it, preview, send again or cancel."""
 
-    list_display = ["created_at", "kind", "member_link", "to_email", "status", "attempts", "error_summary", "sent_at"]
+    list_display = ["created_at", "kind", "status", "to_email", "attempts", "error_summary", "sent_at", "member_link"]
     list_filter = ["status", "kind"]
     search_fields = ["key", "to_email", "member__user__email", "subject"]
     list_select_related = ["member__user"]
