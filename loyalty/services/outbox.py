@@ -380,9 +380,9 @@ def _mark(outcomes: list[Prepared], *, lease: datetime, now: datetime, counts: d
     with transaction.atomic():
         # Only rows this claim still holds: a row whose lease ran out may be another worker's now.
         mine = set(
-            OutboundEmail.objects.filter(
-                pk__in=[p.row.pk for p in outcomes], status=Status.SENDING, lease_until=lease
-            ).values_list("pk", flat=True)
+            OutboundEmail.objects.select_for_update()
+            .filter(pk__in=[p.row.pk for p in outcomes], status=Status.SENDING, lease_until=lease)
+            .values_list("pk", flat=True)
         )
         outcomes = [p for p in outcomes if p.row.pk in mine]
         sent = [p for p in outcomes if p.outcome == Status.SENT]

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..exceptions import LoyaltyError
-from ..models import Member, Message, OrderEvent, Purchase
+from ..models import Member, Message, OrderEvent, OutboundEmail, Purchase
 
 logger = logging.getLogger("loyalty.privacy")
 
@@ -146,6 +146,12 @@ def member_erase(*, member: Member, by=None) -> Member:
         messages_changed = messages.exclude(to_email="").update(to_email="")
         if email:
             messages.filter(last_error__icontains=email).update(last_error="(erased: it named the customer)")
+        # The outbox keeps what it sent, not to whom: unsent emails end, sent ones lose address and content.
+        emails = OutboundEmail.objects.filter(member_id__in=member_ids)
+        emails.filter(status__in=OutboundEmail.OPEN_STATUSES).update(
+            status=OutboundEmail.Status.CANCELLED, last_error="The member's personal data was erased."
+        )
+        emails.update(to_email="", subject="", context={})
 
         events_changed = 0
         if references:

@@ -15,9 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from loyalty import kpis
-from loyalty.models import Campaign, Member, Message, OrderEvent, PointsEntry, Program, Purchase
+from loyalty.models import Campaign, Member, Message, OrderEvent, OutboundEmail, PointsEntry, Program, Purchase
 from loyalty.selectors import ledger_mismatches
 from loyalty.services import adjust_points, member_enroll, member_erase, record_order_event
+from loyalty.services.outbox import outbox_dispatch
 from loyalty.services.privacy import member_is_erased
 from tests.factories import CampaignFactory, UserFactory, order_event
 
@@ -66,6 +67,7 @@ def maria(program):
         last_error=f"SMTPRecipientsRefused: {EMAIL} unknown",
         created_at=now,
     )
+    outbox_dispatch()  # the member emails queued so far (welcome...) go out: the outbox records the address
     LogEntry.objects.create(  # what admin's log_action(s) writes, on every supported Django
         user_id=UserFactory(is_staff=True).pk,
         content_type=ContentType.objects.get_for_model(member),
@@ -110,6 +112,8 @@ def personal_traces(member: Member) -> list[str]:
     found += [f"purchase {p}" for p in Purchase.objects.filter(email__iexact=EMAIL).values_list("order_reference")]
     found += [f"message {m}" for m in Message.objects.filter(to_email__iexact=EMAIL).values_list("pk")]
     found += [f"message error {m}" for m in Message.objects.filter(last_error__icontains=EMAIL).values_list("pk")]
+    found += [f"email {e}" for e in OutboundEmail.objects.filter(to_email__iexact=EMAIL).values_list("key")]
+    found += [f"email {e}" for e in OutboundEmail.objects.filter(member=member).exclude(context={}).values_list("key")]
     found += [
         f"event {e.event_key}" for e in OrderEvent.objects.all() if EMAIL in str(e.payload.get("email", "")).lower()
     ]
@@ -119,7 +123,7 @@ def personal_traces(member: Member) -> list[str]:
 
 def test_the_fixture_has_personal_data_everywhere(maria):
     kinds = {trace.split(" ")[0].rstrip(":") for trace in personal_traces(maria)}
-    assert kinds == {"user", "member", "purchase", "message", "event", "admin"}
+    assert kinds == {"user", "member", "purchase", "message", "event", "admin", "email"}
     assert len([t for t in personal_traces(maria) if t.startswith("purchase")]) == 4  # two orders, two as a guest
 
 
