@@ -20,6 +20,7 @@ import hashlib
 import html
 import logging
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -317,7 +318,7 @@ def message_incentive(
     the same code); the outbox cancels it if the email finally fails."""
     campaign = message.campaign
     owner = _incentive_owner(message)
-    with translation.override(_campaign_language(campaign)):
+    with in_language(campaign_language(campaign)):
         if campaign.incentive == Incentive.POINTS and campaign.incentive_points > 0:
             key = bonus_key(message)
             entry = (existing or {}).get(key)
@@ -359,8 +360,16 @@ def message_incentive(
     return NO_INCENTIVE
 
 
-def _campaign_language(campaign: Campaign) -> str:
+def campaign_language(campaign: Campaign) -> str:
     return campaign.language or settings.LANGUAGE_CODE
+
+
+def in_language(language: str):
+    """``translation.override(language)``, or nothing when it is active already: a batch of
+    emails in one language switches once, not twice per email."""
+    if translation.get_language() == language:
+        return nullcontext()
+    return translation.override(language)
 
 
 def message_send(*, message_id: int, now: datetime | None = None) -> str:
@@ -501,7 +510,7 @@ def campaign_render(
     rendering (a filter, a ``{% url %}``) propagates as it is.
     """
     subject_template, text_template, html_template = campaign_templates(campaign)
-    with translation.override(_campaign_language(campaign)):
+    with in_language(campaign_language(campaign)):
         ctx = _context(
             member=member,
             message=message,
@@ -637,7 +646,7 @@ def campaign_preview(*, campaign: Campaign, member: Member, now: datetime | None
     the bonus points, as the real email (which credits them first) would show it. Writes nothing.
     Raises :class:`CampaignTemplateError` with the template engine's message."""
     now = now or timezone.now()
-    with translation.override(_campaign_language(campaign)):
+    with translation.override(campaign_language(campaign)):
         incentive = incentive_preview(campaign=campaign, now=now)
     if incentive.text and campaign.incentive == Incentive.POINTS:
         member = copy.copy(member)  # the caller's member keeps its balance

@@ -305,7 +305,14 @@ def _prepare_survey(prepared: Prepared) -> None:
 
 
 def _prepare_campaign(prepared: Prepared, batch: Batch) -> None:
-    from .campaigns import campaign_skip_reason, campaign_templates, message_email, message_incentive
+    from .campaigns import (
+        campaign_language,
+        campaign_skip_reason,
+        campaign_templates,
+        in_language,
+        message_email,
+        message_incentive,
+    )
 
     row = prepared.row
     member = _member_or_skip(row)
@@ -318,15 +325,16 @@ def _prepare_campaign(prepared: Prepared, batch: Batch) -> None:
         campaign_templates(message.campaign)  # before any incentive is issued
     except TemplateSyntaxError as exc:
         raise Fail(f"The campaign's template does not compile: {exc}") from exc
-    try:
-        incentive = message_incentive(message=message, member=member, now=batch.now, existing=batch.existing_bonus)
-    except LoyaltyError as exc:
-        raise Fail(f"Incentive not issued ({exc.code}): {exc.message}") from exc
-    prepared.bonus, prepared.redemption_id = incentive.bonus, incentive.redemption_id
-    prepared.incentive_reference = incentive.reference
-    if incentive.bonus is not None:  # the email shows the balance with the bonus, as it will be
-        member.balance += incentive.bonus.points
-    prepared.email = message_email(message=message, member=member, incentive=incentive)
+    with in_language(campaign_language(message.campaign)):
+        try:
+            incentive = message_incentive(message=message, member=member, now=batch.now, existing=batch.existing_bonus)
+        except LoyaltyError as exc:
+            raise Fail(f"Incentive not issued ({exc.code}): {exc.message}") from exc
+        prepared.bonus, prepared.redemption_id = incentive.bonus, incentive.redemption_id
+        prepared.incentive_reference = incentive.reference
+        if incentive.bonus is not None:  # the email shows the balance with the bonus, as it will be
+            member.balance += incentive.bonus.points
+        prepared.email = message_email(message=message, member=member, incentive=incentive)
 
 
 def _load(ids: list[int]) -> list[OutboundEmail]:
