@@ -21,6 +21,15 @@ def check_settings(app_configs=None, **kwargs):
                 id="loyalty.E003",
             )
         ]
+    reward_codes = loyalty_settings.REWARD_CODES
+    if reward_codes not in ("adapter", "loyalty"):
+        return [
+            Error(
+                f'settings.LOYALTY["REWARD_CODES"] = {reward_codes!r}: use "adapter" (the shop makes reward codes) '
+                'or "loyalty" (loyalty\'s own codes, for shops without a discount model).',
+                id="loyalty.E005",
+            )
+        ]
     if adapter is None:
         return [
             Warning(
@@ -86,6 +95,172 @@ def check_site_url(app_configs=None, **kwargs):
                 "point at it.",
                 hint='Set LOYALTY["SITE_URL"] to the shop\'s public address, e.g. "https://shop.example.com".',
                 id="loyalty.W003",
+            )
+        ]
+    return []
+
+
+@register()
+def check_reward_codes(app_configs=None, **kwargs):
+    """Rewards need someone to make their codes: the adapter's ``issue_discount``, or loyalty."""
+    from .adapters.base import BaseAdapter
+    from .conf import loyalty_settings
+
+    try:
+        adapter, reward_codes = loyalty_settings.ADAPTER, loyalty_settings.REWARD_CODES
+    except Exception:  # reported by check_settings (loyalty.E001)  # noqa: BLE001
+        return []
+    if reward_codes != "adapter" or not (isinstance(adapter, type) and issubclass(adapter, BaseAdapter)):
+        return []
+    if adapter.issue_discount is BaseAdapter.issue_discount:
+        return [
+            Warning(
+                f"{adapter.__name__} has no issue_discount() and LOYALTY[\"REWARD_CODES\"] is \"adapter\": members "
+                "cannot redeem rewards.",
+                hint='A shop without a discount model: add "REWARD_CODES": "loyalty" to LOYALTY in settings.py and '
+                "take the codes at checkout with code_quote/code_consume/code_release (docs/reward-codes.md). "
+                "A shop with one: implement issue_discount in your adapter (docs/adapters.md).",
+                id="loyalty.W007",
+            )
+        ]
+    return []
+
+
+# Broker URL schemes and the client library each needs (the worker dies on start without it).
+BROKER_CLIENTS = {
+    "redis": ("redis", '"django-loyalty-engine[redis]" (or "celery[redis]")'),
+    "rediss": ("redis", '"django-loyalty-engine[redis]" (or "celery[redis]")'),
+    "redis+socket": ("redis", '"django-loyalty-engine[redis]" (or "celery[redis]")'),
+    "sentinel": ("redis", '"django-loyalty-engine[redis]" (or "celery[redis]")'),
+    "sqs": ("boto3", '"celery[sqs]"'),
+    "amqp": ("amqp", '"celery"'),
+    "pyamqp": ("amqp", '"celery"'),
+    "amqps": ("amqp", '"celery"'),
+}
+CELERY_HINT = (
+    "Create the Celery app (celery.py, docs/install.md#4-celery) and import it where Django starts: "
+    "in your project package's __init__.py, or at the end of settings.py in a flat project."
+)
+
+
+@register()
+def check_celery(app_configs=None, **kwargs):
+    """Loyalty's emails and tasks go through Celery: a broker nobody configured loses them silently."""
+    from importlib import import_module
+    from urllib.parse import urlsplit
+
+    from celery import current_app
+    from django.conf import settings
+
+    app = current_app._get_current_object()
+    if app.conf.task_always_eager:
+        return []  # tasks run in the calling process: no broker involved
+    broker = app.conf.broker_url
+    if app.main == "default" and not broker:  # Celery's fallback app: the project created none
+        configured = getattr(settings, "CELERY_BROKER_URL", None) or getattr(settings, "BROKER_URL", None)
+        if configured:
+            message = (
+                f"settings.CELERY_BROKER_URL is {configured!r}, but no Celery app reads it: loyalty's tasks "
+                "(member emails, campaigns, the health refresh) would go to Celery's default broker "
+                "amqp://localhost and be lost."
+            )
+        else:
+            message = (
+                "No Celery app and no broker are configured: loyalty's tasks (member emails, campaigns, the "
+                "health refresh) would go to Celery's default broker amqp://localhost and be lost."
+            )
+        return [
+            Warning(
+                message,
+                hint=f'Add CELERY_BROKER_URL (e.g. "redis://localhost:6379/0") to settings.py. {CELERY_HINT}',
+                id="loyalty.W004",
+            )
+        ]
+    if not broker:
+        return [
+            Warning(
+                f"The Celery app {app.main!r} has no broker URL: loyalty's tasks (member emails, campaigns, the "
+                "health refresh) would go to Celery's default broker amqp://localhost and be lost.",
+                hint='Add CELERY_BROKER_URL (e.g. "redis://localhost:6379/0") to settings.py; the app reads it '
+                'with config_from_object("django.conf:settings", namespace="CELERY").',
+                id="loyalty.W004",
+            )
+        ]
+    first = (broker[0] if isinstance(broker, (list, tuple)) else str(broker)).split(";")[0]
+    scheme = urlsplit(first).scheme.lower()
+    if scheme in BROKER_CLIENTS:
+        module, package = BROKER_CLIENTS[scheme]
+        try:
+            import_module(module)
+        except ImportError:
+            return [
+                Error(
+                    f"The Celery broker is {scheme}://, but its client library {module!r} is not installed: "
+                    "workers die on start and loyalty's tasks are never run.",
+                    hint=f"pip install {package}, and add it to your requirements file.",
+                    id="loyalty.E006",
+                )
+            ]
+    return []
+
+
+@register(Tags.templates)
+def check_base_template(app_configs=None, **kwargs):
+    """Loyalty's own pages (redeem, preferences, how it works) extend the shop's layout."""
+    from django.template import TemplateDoesNotExist, TemplateSyntaxError
+    from django.template.loader import get_template
+
+    from .conf import loyalty_settings
+
+    try:
+        name = loyalty_settings.BASE_TEMPLATE
+    except Exception:  # reported by check_settings (loyalty.E001)  # noqa: BLE001
+        return []
+    try:
+        get_template(name)
+    except TemplateDoesNotExist:
+        return [
+            Warning(
+                f'LOYALTY["BASE_TEMPLATE"] = {name!r} cannot be loaded: loyalty\'s pages (redeem a reward, email '
+                "preferences, how the programme works) extend it and fail with TemplateDoesNotExist.",
+                hint=f'Set "BASE_TEMPLATE" in LOYALTY in settings.py to your layout (e.g. "shop/base.html"), or '
+                f"create {name} with a {{% block content %}} in a directory of TEMPLATES[0][\"DIRS\"].",
+                id="loyalty.W005",
+            )
+        ]
+    except TemplateSyntaxError as exc:
+        return [
+            Warning(
+                f'LOYALTY["BASE_TEMPLATE"] = {name!r} does not compile: {exc}',
+                hint="Fix the template; loyalty's pages extend it.",
+                id="loyalty.W005",
+            )
+        ]
+    return []
+
+
+@register(Tags.staticfiles)
+def check_static_files(app_configs=None, **kwargs):
+    """The account panel links its stylesheet with {% static %}: without static files it is unstyled."""
+    from django.apps import apps
+    from django.conf import settings
+
+    if not apps.is_installed("django.contrib.staticfiles"):
+        return [
+            Warning(
+                "django.contrib.staticfiles is not installed: nothing serves or collects loyalty/loyalty.css, so "
+                "the account panel shows unstyled.",
+                hint='Add "django.contrib.staticfiles" to INSTALLED_APPS and STATIC_URL = "static/" to settings.py '
+                "(and run collectstatic when you deploy).",
+                id="loyalty.W006",
+            )
+        ]
+    if not getattr(settings, "STATIC_URL", None):
+        return [
+            Warning(
+                "STATIC_URL is not set: the account panel cannot link loyalty/loyalty.css.",
+                hint='Add STATIC_URL = "static/" to settings.py.',
+                id="loyalty.W006",
             )
         ]
     return []

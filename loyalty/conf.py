@@ -21,6 +21,16 @@ Defaults, with what each key does:
 ``ENROLL_ON_SIGNUP`` (``True``)
     Listen to the user model's ``post_save`` and enrol new users in every active programme
     whose ``enroll_on_signup`` is set.
+``SIGNUP_SKIPS_STAFF`` (``True``)
+    Enrolment at registration leaves out staff accounts (``is_staff`` or ``is_superuser``,
+    e.g. made with ``createsuperuser``). ``False``: staff are enrolled like customers. A
+    staff user who places a paid order is enrolled with it either way.
+``REWARD_CODES`` (``"adapter"``)
+    Who makes the code of a redeemed reward. ``"adapter"``: the shop, through the adapter's
+    ``issue_discount`` (its own discount model). ``"loyalty"``: loyalty issues and stores the
+    code itself, and the shop's checkout asks loyalty about it (``code_quote``,
+    ``code_consume``, ``code_release`` in ``loyalty.services``): for shops without a
+    discount model.
 ``EVENT_MAX_ATTEMPTS`` (``8``)
     A failing order event is retried by ``retry_unprocessed_events`` this many times in
     all, then marked "gave up" for staff to look at.
@@ -77,6 +87,8 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_PROCESSING": "inline",
     "EVENT_PENDING_GRACE_SECONDS": 60,
     "ENROLL_ON_SIGNUP": True,
+    "SIGNUP_SKIPS_STAFF": True,
+    "REWARD_CODES": "adapter",
     "EVENT_MAX_ATTEMPTS": 8,
     "EVENT_BATCH_SIZE": 500,
     "ACCOUNT_HISTORY_SIZE": 20,

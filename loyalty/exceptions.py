@@ -62,3 +62,11 @@ class DiscountNotIssued(LoyaltyError):
 
 class RedemptionNotCancellable(LoyaltyError):
     code = "redemption_not_cancellable"
+
+
+class CodeRefused(LoyaltyError):
+    """A reward code cannot be used on this order. ``code`` says why: ``code_unknown``,
+    ``code_expired``, ``code_not_yet_valid``, ``code_used``, ``code_revoked``, ``below_minimum``,
+    ``wrong_currency``, ``wrong_customer``, ``product_not_in_order``."""
+
+    code = "code_refused"

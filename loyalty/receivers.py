@@ -95,6 +95,8 @@ def _enrol_new_user(sender, instance, created: bool, raw: bool = False, **kwargs
         return  # reported by the system checks
     if not created or raw or not enrol_on_signup:
         return
+    if loyalty_settings.SIGNUP_SKIPS_STAFF and (getattr(instance, "is_staff", False) or getattr(instance, "is_superuser", False)):
+        return  # staff accounts (createsuperuser, the team) are not customers
     from .models import Program
     from .services import member_enroll
 

@@ -38,6 +38,8 @@ class OrderEvent:
     the customer's user pk, or ``None`` for a guest, who is known by ``email``. ``category``
     (optional, at most 100 characters) is the order's product category as the shop names it,
     e.g. its largest line's; it is stored on the purchase, and staff filter survey answers by it.
+    ``discount_codes`` (optional, ``paid`` only): the codes the order was placed with; a
+    reward code among them is marked used on this order at once.
     """
 
     kind: str
@@ -50,9 +52,15 @@ class OrderEvent:
     email: str = ""
     program: str | None = None
     category: str = ""
+    discount_codes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
+        codes = self.discount_codes
+        if isinstance(codes, (list, tuple)) and all(isinstance(c, str) and 0 < len(c) <= 64 for c in codes):
+            object.__setattr__(self, "discount_codes", tuple(codes))  # a list from a stored payload
+        else:
+            problems.append(f"discount_codes must be a tuple of codes (1 to 64 characters), not {codes!r}")
         if self.kind not in EventKind.ALL:
             problems.append(f"kind must be one of {', '.join(EventKind.ALL)}, not {self.kind!r}")
         if not isinstance(self.event_id, str) or not self.event_id or len(self.event_id) > 180:
@@ -84,6 +92,9 @@ class OrderEvent:
         data["amount"] = str(self.amount)
         data["occurred_at"] = self.occurred_at.isoformat()
         data["user_id"] = None if self.user_id is None else str(self.user_id)
+        data["discount_codes"] = list(self.discount_codes)
+        if not data["discount_codes"]:
+            del data["discount_codes"]  # payloads without codes look as they always did
         return data
 
     @classmethod

@@ -1,4 +1,5 @@
 from .campaigns import Campaign, Message
+from .codes import RewardCode
 from .emails import EmailReceipt
 from .events import OrderEvent
 from .health import CustomerHealth, HealthModelFit, HealthRun, HealthSettings, Segment, SegmentChange
@@ -36,6 +37,7 @@ __all__ = [
     "Redemption",
     "Referral",
     "Reward",
+    "RewardCode",
     "Tier",
     "TierChange",
 ]

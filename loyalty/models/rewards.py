@@ -49,6 +49,14 @@ class Reward(models.Model):
     active_from = models.DateTimeField(_("available from"), null=True, blank=True)
     active_until = models.DateTimeField(_("available until"), null=True, blank=True)
     is_active = models.BooleanField(_("available"), default=True)
+    personal_code = models.BooleanField(
+        _("code for the member only"),
+        default=True,
+        help_text=_(
+            "Loyalty's own reward codes (REWARD_CODES = \"loyalty\"): only the member who redeemed it can use "
+            "the code at checkout. Codes made by the shop's adapter follow the shop's rules."
+        ),
+    )
 
     class Meta:
         ordering = ["program", "points_cost", "name"]
@@ -86,6 +94,7 @@ class Redemption(models.Model):
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     created_at = models.DateTimeField(_("redeemed at"), db_index=True)
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    order_reference = models.CharField(_("used on order"), max_length=100, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

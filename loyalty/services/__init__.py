@@ -10,6 +10,7 @@ from .campaigns import (
     message_send,
     purchase_attribute,
 )
+from .codes import code_consume, code_issue, code_quote, code_release
 from .events import (
     earn_for_purchase,
     event_retry,
@@ -32,6 +33,10 @@ __all__ = [
     "birthday_bonuses_award",
     "campaign_run",
     "campaign_schedule_sync",
+    "code_consume",
+    "code_issue",
+    "code_quote",
+    "code_release",
     "earn_for_purchase",
     "event_retry",
     "events_process_pending",

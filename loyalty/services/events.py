@@ -27,6 +27,7 @@ from ..exceptions import InvalidEvent, NoProgram
 from ..models import Member, PointsEntry, Program, Purchase
 from ..models import OrderEvent as InboxEvent
 from .campaigns import purchase_attribute
+from .codes import codes_used_by_paid_order
 from .ledger import points_credit, points_debit
 from .members import locked_member_for_event, member_for_order, program_for_event
 from .pending import pending_add, pending_reduce_to, pending_until
@@ -186,6 +187,7 @@ def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> 
         points_earned=points,
         category=event.category,
     )
+    codes_used_by_paid_order(event=event, program=program)
     if member is None:
         return
     purchase_attribute(purchase=purchase)  # a campaign email (or its control row) may have brought it

@@ -37,6 +37,8 @@ from ..exceptions import (
     TierTooLow,
 )
 from ..models import EmailReceipt, Member, PointsEntry, Program, Redemption, Reward, Tier
+from ..conf import loyalty_settings
+from .codes import code_issue_for_redemption, code_revoke, code_status
 from .ledger import points_credit, points_debit
 from .notifications import member_email_queue
 
@@ -198,7 +200,10 @@ def redeem(
 
 
 def _issue_code(redemption: Redemption) -> str:
-    """Ask the shop for the code; any failure becomes :class:`DiscountNotIssued` (and rolls back)."""
+    """Ask the shop for the code (or, with ``REWARD_CODES = "loyalty"``, make one of loyalty's
+    own); any failure becomes :class:`DiscountNotIssued` (and rolls back)."""
+    if loyalty_settings.REWARD_CODES == "loyalty":
+        return code_issue_for_redemption(redemption=redemption)
     adapter = _adapter()
     if adapter is None:
         raise DiscountNotIssued(
@@ -260,7 +265,9 @@ def _expire_one(*, redemption_id: int, member_id: int, adapter, now: datetime) -
         )
         if redemption is None:  # cancelled or handled meanwhile
             return None
-        status = adapter.discount_status(code=redemption.code) if adapter is not None and redemption.code else None
+        status = code_status(redemption=redemption)  # loyalty's own code, if it has one
+        if status is None and adapter is not None and redemption.code:
+            status = adapter.discount_status(code=redemption.code)
         if status == DiscountStatus.USED:
             redemption.status, redemption.used_at = Redemption.Status.USED, redemption.used_at or now
             redemption.save(update_fields=["status", "used_at"])
@@ -328,7 +335,10 @@ def redemption_cancel(*, redemption: Redemption, by=None, at: datetime | None = 
         )
         if redemption.status == Redemption.Status.USED:
             raise used
-        if redemption.status == Redemption.Status.ISSUED and redemption.code:
+        revoked = code_revoke(redemption=redemption) if redemption.status == Redemption.Status.ISSUED else None
+        if revoked is False:
+            raise used
+        if revoked is None and redemption.status == Redemption.Status.ISSUED and redemption.code:
             adapter = _adapter()
             if adapter is None:
                 raise RedemptionNotCancellable(
