@@ -39,7 +39,9 @@ class ShopAdapter(BaseAdapter):
             (signals.order_cancelled, self.order_cancelled),
         ]
 
-    def _event(self, order: Order, kind: str, event_id: str, amount, occurred_at, category: str = "") -> OrderEvent:
+    def _event(
+        self, order: Order, kind: str, event_id: str, amount, occurred_at, category: str = "", codes=()
+    ) -> OrderEvent:
         return OrderEvent(
             kind=kind,
             event_id=event_id,
@@ -50,12 +52,14 @@ class ShopAdapter(BaseAdapter):
             user_id=order.user_id,
             email=order.email,
             category=category,
+            discount_codes=codes,  # a loyalty reward code among them is marked used at once
         )
 
     def order_paid(self, sender, order: Order, **kwargs) -> OrderEvent:
         category = lines_by_size(order.pk).values_list("product__category", flat=True).first()
+        codes = (order.discount_code,) if order.discount_code else ()
         return self._event(
-            order, EventKind.PAID, f"order:{order.number}:paid", order.total, order.paid_at, category or ""
+            order, EventKind.PAID, f"order:{order.number}:paid", order.total, order.paid_at, category or "", codes
         )
 
     def order_refunded(self, sender, order: Order, refund, amount, **kwargs) -> OrderEvent:

@@ -115,7 +115,7 @@ def check_reward_codes(app_configs=None, **kwargs):
     if adapter.issue_discount is BaseAdapter.issue_discount:
         return [
             Warning(
-                f"{adapter.__name__} has no issue_discount() and LOYALTY[\"REWARD_CODES\"] is \"adapter\": members "
+                f'{adapter.__name__} has no issue_discount() and LOYALTY["REWARD_CODES"] is "adapter": members '
                 "cannot redeem rewards.",
                 hint='A shop without a discount model: add "REWARD_CODES": "loyalty" to LOYALTY in settings.py and '
                 "take the codes at checkout with code_quote/code_consume/code_release (docs/reward-codes.md). "
@@ -146,22 +146,26 @@ CELERY_HINT = (
 @register()
 def check_celery(app_configs=None, **kwargs):
     """Loyalty's emails and tasks go through Celery: a broker nobody configured loses them silently."""
-    from importlib import import_module
-    from urllib.parse import urlsplit
-
     from celery import current_app
     from django.conf import settings
 
-    app = current_app._get_current_object()
+    configured = getattr(settings, "CELERY_BROKER_URL", None) or getattr(settings, "BROKER_URL", None)
+    return celery_problems(current_app._get_current_object(), settings_broker_url=configured)
+
+
+def celery_problems(app, *, settings_broker_url=None) -> list:
+    """What :func:`check_celery` reports for the Celery app ``app`` (the current one)."""
+    from importlib import import_module
+    from urllib.parse import urlsplit
+
     if app.conf.task_always_eager:
         return []  # tasks run in the calling process: no broker involved
     broker = app.conf.broker_url
     if app.main == "default" and not broker:  # Celery's fallback app: the project created none
-        configured = getattr(settings, "CELERY_BROKER_URL", None) or getattr(settings, "BROKER_URL", None)
-        if configured:
+        if settings_broker_url:
             message = (
-                f"settings.CELERY_BROKER_URL is {configured!r}, but no Celery app reads it: loyalty's tasks "
-                "(member emails, campaigns, the health refresh) would go to Celery's default broker "
+                f"settings.CELERY_BROKER_URL is {settings_broker_url!r}, but no Celery app reads it: loyalty's "
+                "tasks (member emails, campaigns, the health refresh) would go to Celery's default broker "
                 "amqp://localhost and be lost."
             )
         else:
@@ -224,7 +228,7 @@ def check_base_template(app_configs=None, **kwargs):
                 f'LOYALTY["BASE_TEMPLATE"] = {name!r} cannot be loaded: loyalty\'s pages (redeem a reward, email '
                 "preferences, how the programme works) extend it and fail with TemplateDoesNotExist.",
                 hint=f'Set "BASE_TEMPLATE" in LOYALTY in settings.py to your layout (e.g. "shop/base.html"), or '
-                f"create {name} with a {{% block content %}} in a directory of TEMPLATES[0][\"DIRS\"].",
+                f'create {name} with a {{% block content %}} in a directory of TEMPLATES[0]["DIRS"].',
                 id="loyalty.W005",
             )
         ]
@@ -245,7 +249,14 @@ def check_static_files(app_configs=None, **kwargs):
     from django.apps import apps
     from django.conf import settings
 
-    if not apps.is_installed("django.contrib.staticfiles"):
+    return static_problems(
+        staticfiles_installed=apps.is_installed("django.contrib.staticfiles"),
+        static_url=getattr(settings, "STATIC_URL", None),
+    )
+
+
+def static_problems(*, staticfiles_installed: bool, static_url: str | None) -> list:
+    if not staticfiles_installed:
         return [
             Warning(
                 "django.contrib.staticfiles is not installed: nothing serves or collects loyalty/loyalty.css, so "
@@ -255,7 +266,7 @@ def check_static_files(app_configs=None, **kwargs):
                 id="loyalty.W006",
             )
         ]
-    if not getattr(settings, "STATIC_URL", None):
+    if not static_url:
         return [
             Warning(
                 "STATIC_URL is not set: the account panel cannot link loyalty/loyalty.css.",

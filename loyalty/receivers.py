@@ -95,7 +95,8 @@ def _enrol_new_user(sender, instance, created: bool, raw: bool = False, **kwargs
         return  # reported by the system checks
     if not created or raw or not enrol_on_signup:
         return
-    if loyalty_settings.SIGNUP_SKIPS_STAFF and (getattr(instance, "is_staff", False) or getattr(instance, "is_superuser", False)):
+    staff = getattr(instance, "is_staff", False) or getattr(instance, "is_superuser", False)
+    if staff and loyalty_settings.SIGNUP_SKIPS_STAFF:
         return  # staff accounts (createsuperuser, the team) are not customers
     from .models import Program
     from .services import member_enroll

@@ -75,10 +75,23 @@ class MemberSummary:
     codes: list[Redemption] = field(default_factory=list)
     history_page: Page | None = None
     expiring: ExpiringPoints | None = None
+    # The shop takes points as money at checkout: only then is the balance "worth" an amount.
+    points_as_money: bool = False
 
     @property
     def program(self):
         return self.member.program
+
+    @property
+    def best_affordable(self) -> RewardOption | None:
+        """The dearest reward the member can have now: what the balance buys."""
+        options = self.affordable_rewards
+        return options[-1] if options else None
+
+    @property
+    def next_reward(self) -> RewardOption | None:
+        """The cheapest reward the member may have once they have the points."""
+        return next((o for o in self.rewards if o.missing_points and not o.unavailable_because), None)
 
     @property
     def affordable_rewards(self) -> list[RewardOption]:
@@ -159,6 +172,9 @@ def account_summaries(user, *, history_page: int | str | None = None) -> list[Me
 
 # --- customer pages: history in words, expiring points, order points, how it works --------------
 
+# A cancellation's reversal has a description starting with this (services/events.py writes it).
+CANCELLED_NOTE = "Order cancelled"
+
 _HISTORY_FIELDS = (
     "kind",
     "points",
@@ -204,8 +220,11 @@ def history_row(entry: PointsEntry) -> HistoryRow:
     elif kind == Kind.REDEEM:
         title = _("Redeemed for “%(reward)s”") % {"reward": ref} if ref else _("Redeemed")
     elif kind == Kind.REVERSE:
-        title = _("Refund of order #%(order)s") % {"order": ref} if ref else _("Refund")
-        if text:
+        if text.startswith(CANCELLED_NOTE):
+            title = _("Order #%(order)s cancelled") % {"order": ref} if ref else _("Order cancelled")
+        else:
+            title = _("Refund of order #%(order)s") % {"order": ref} if ref else _("Refund")
+        if "forgiven" in text:
             note = _("Points you had already spent were forgiven.")
     elif kind == Kind.EXPIRE:
         title = _("Expired")

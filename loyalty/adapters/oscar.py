@@ -104,6 +104,11 @@ class OscarAdapter(BaseAdapter):
         value = getattr(order, self._amount_name())
         return Decimal(value).quantize(Decimal("0.01"))
 
+    def voucher_codes(self, order) -> tuple[str, ...]:
+        """The voucher codes the order was placed with (oscar's ``OrderDiscount.voucher_code``)."""
+        codes = order.discounts.exclude(voucher_code__isnull=True).exclude(voucher_code="")
+        return tuple(sorted(set(codes.values_list("voucher_code", flat=True))))
+
     def event(self, order, kind: str, occurred_at: datetime, amount: Decimal | None = None) -> OrderEvent:
         if order.user_id is not None:
             user_id, email = order.user_id, (getattr(order.user, "email", "") or "")
@@ -118,6 +123,8 @@ class OscarAdapter(BaseAdapter):
             occurred_at=occurred_at,
             user_id=user_id,
             email=email,
+            # The rewards' vouchers on it are marked used at once (paid events only).
+            discount_codes=self.voucher_codes(order) if kind == EventKind.PAID else (),
         )
 
     def order_placed(self, sender, order, **kwargs) -> OrderEvent | None:
@@ -262,11 +269,13 @@ class OscarAdapter(BaseAdapter):
         end = redemption.expires_at or (start + timedelta(days=reward.code_valid_days))
         for _attempt in range(5):  # a clash of two random codes is all but impossible; still, draw again
             code = self.new_code()
-            name = f"{reward.name[:100]} ({code})"
+            # Oscar shows a voucher as "<name> (<code>)": the name carries no code. Names are
+            # unique in oscar, hence the redemption's number.
+            name = f"{reward.name[:90]} · #{redemption.pk}"
             try:
                 with transaction.atomic():
                     offer = ConditionalOffer._default_manager.create(
-                        name=name,
+                        name=f"{reward.name[:100]} ({code})",
                         description=reward.description,
                         offer_type=ConditionalOffer.VOUCHER,
                         condition=condition,

@@ -26,6 +26,7 @@ from ..config_cache import program_config
 from ..exceptions import InvalidEvent, NoProgram
 from ..models import Member, PointsEntry, Program, Purchase
 from ..models import OrderEvent as InboxEvent
+from ..selectors import CANCELLED_NOTE
 from .campaigns import purchase_attribute
 from .codes import codes_used_by_paid_order
 from .ledger import points_credit, points_debit
@@ -270,6 +271,13 @@ def _pro_rata(purchase: Purchase) -> int:
     return int(share.to_integral_value(rounding=ROUND_FLOOR))
 
 
+def _reversal_description(event: OrderEvent, forgiven: int) -> str:
+    parts = [CANCELLED_NOTE] if event.kind == EventKind.CANCELLED else []
+    if forgiven:
+        parts.append(f"{forgiven} points forgiven (already spent)")
+    return "; ".join(parts)
+
+
 def _reverse_to(purchase: Purchase, target: int, event: OrderEvent) -> None:
     """Bring ``points_reversed`` up to ``target``, following the programme's negative-balance policy."""
     owed = target - purchase.points_reversed
@@ -289,7 +297,7 @@ def _reverse_to(purchase: Purchase, target: int, event: OrderEvent) -> None:
                 kind=PointsEntry.Kind.REVERSE,
                 idempotency_key=f"{event.event_id}:reverse",
                 reference=purchase.order_reference,
-                description=f"{forgiven} points forgiven (already spent)" if forgiven else "",
+                description=_reversal_description(event, forgiven),
                 purchase=purchase,
                 at=event.occurred_at,
                 allow_negative=allow_negative,

@@ -22,10 +22,12 @@ from django.db import transaction
 from django.db.models import CharField, Exists, F, OuterRef, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from ..adapters.base import DiscountStatus
+from ..conf import loyalty_settings
 from ..exceptions import (
     DiscountNotIssued,
     InsufficientPoints,
@@ -37,7 +39,6 @@ from ..exceptions import (
     TierTooLow,
 )
 from ..models import EmailReceipt, Member, PointsEntry, Program, Redemption, Reward, Tier
-from ..conf import loyalty_settings
 from .codes import code_issue_for_redemption, code_revoke, code_status
 from .ledger import points_credit, points_debit
 from .notifications import member_email_queue
@@ -70,13 +71,13 @@ def _check_available(*, member: Member, reward: Reward, at: datetime, free: bool
     if reward.active_from is not None and at < reward.active_from:
         raise RewardUnavailable(
             _("“%(reward)s” is available from %(date)s.")
-            % {"reward": name, "date": timezone.localtime(reward.active_from).date().isoformat()},
+            % {"reward": name, "date": date_format(timezone.localtime(reward.active_from), "DATE_FORMAT")},
             extra={"active_from": reward.active_from.isoformat()},
         )
     if reward.active_until is not None and at >= reward.active_until:
         raise RewardUnavailable(
             _("“%(reward)s” was available until %(date)s.")
-            % {"reward": name, "date": timezone.localtime(reward.active_until).date().isoformat()},
+            % {"reward": name, "date": date_format(timezone.localtime(reward.active_until), "DATE_FORMAT")},
             extra={"active_until": reward.active_until.isoformat()},
         )
     if reward.stock is not None and reward.stock <= 0:

@@ -1,5 +1,7 @@
 """Customers see their balance and history on the shop's account page; queries stay bounded."""
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -41,9 +43,35 @@ def test_the_account_page_shows_balance_value_and_history(client, program, custo
 
     assert "Rewards" in page
     assert "<strong>123</strong>" in page
-    assert "Worth 1.23 EUR" in page
+    assert "Worth" not in page  # points are spent through rewards here, not as money
     assert f"Order #{order.number}" in page
     assert "+123" in page
+
+
+def test_the_balance_says_what_it_buys_or_what_is_missing(client, program, customer):
+    from loyalty.models import Reward
+
+    Reward.objects.create(program=program, name="Tote bag", kind="free_shipping", points_cost=100)
+    Reward.objects.create(program=program, name="10 EUR off", kind="fixed", value=Decimal("10"), points_cost=1000)
+    paid_order(total="120.00", user=customer)
+    client.force_login(customer)
+    assert "Enough for “Tote bag”: redeem it below." in client.get(reverse("shop:account")).content.decode()
+
+    Reward.objects.filter(name="Tote bag").update(is_active=False)
+    assert "880 more points for “10 EUR off”." in client.get(reverse("shop:account")).content.decode()
+
+
+def test_a_cancelled_order_shows_as_cancelled_in_the_history(client, program, customer):
+    from shop import services as shop
+
+    order = paid_order(total="40.00", user=customer)
+    shop.cancel_order(order=order)
+    client.force_login(customer)
+
+    page = client.get(reverse("shop:account")).content.decode()
+
+    assert f"Order #{order.number} cancelled" in page
+    assert "Refund of order" not in page
 
 
 def test_a_customer_never_sees_another_customers_points(client, program, customer):

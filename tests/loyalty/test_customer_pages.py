@@ -108,7 +108,8 @@ def test_the_panel_shows_tier_progress_rewards_expiry_referral_and_links(client,
 
     assert "Gold member" in page
     assert "You have reached our highest tier" in page
-    assert "Worth 13.00 EUR" in page  # 1,200 + 100 welcome points
+    # 1,300 points, spent only through rewards: the panel says what they buy, not a money value.
+    assert "Worth" not in page and "Enough for “" in page
     assert reverse("loyalty:redeem", args=[Reward.objects.get(name="5 EUR off").pk]) in page
     assert f"/loyalty/r/{member.referral_code}/" in page
     assert 'data-loyalty-copy="loyalty-referral-rewards"' in page and 'aria-live="polite"' in page
@@ -202,6 +203,8 @@ def test_history_rows_are_described_in_words(member):
     )
     assert row(kind.EXPIRE, -3, "expire:1:lots-to:2", "", "2 lot(s) earned since 2024-01-01 expired").title == "Expired"
     assert row(kind.REVERSE, -4, "order:1042:refund:1:reverse", "1042").title == "Refund of order #1042"
+    cancelled = row(kind.REVERSE, -6, "order:1042:cancelled:reverse", "1042", "Order cancelled; 2 points forgiven")
+    assert (cancelled.title, cancelled.note) == ("Order #1042 cancelled", "Points you had already spent were forgiven.")
     adjusted = row(kind.ADJUST, 20, "adjust:1", "", "Sorry about the jar")
     assert (adjusted.title, adjusted.note) == ("Adjustment by our team", "Sorry about the jar")
 
