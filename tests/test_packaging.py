@@ -97,6 +97,9 @@ def test_wheel_metadata(wheel):
     requires = metadata.get_all("Requires-Dist")
     assert "Django>=4.2" in requires
     assert any(r.startswith("django-celery-beat") and 'extra == "beat"' in r for r in requires)
+    # A Redis broker needs its client: the [redis] extra, and [oscar] for docs/oscar.md's redis:// broker.
+    for extra in ("redis", "oscar"):
+        assert any(r.startswith("celery[redis]") and f'extra == "{extra}"' in r for r in requires), extra
 
 
 def test_migrations_do_not_need_django_celery_beat():

@@ -9,7 +9,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import LoyaltyError
-from ..models import PendingPoints, Redemption, Reward
+from ..models import PendingPoints, Redemption, Reward, RewardCode
 from ..services.rewards import redemption_cancel
 from .base import MEMBER_SEARCH, ReadOnlyMixin, _member_link
 
@@ -26,6 +26,7 @@ class RewardForm(forms.ModelForm):
             "value",
             "product_reference",
             "code_valid_days",
+            "personal_code",
             "points_cost",
             "min_order_value",
             "min_tier",
@@ -73,7 +74,10 @@ class RewardAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "product_reference"]
     fieldsets = [
         (None, {"fields": ["program", "name", "description", "is_active"]}),
-        (_("What the customer gets"), {"fields": ["kind", "value", "product_reference", "code_valid_days"]}),
+        (
+            _("What the customer gets"),
+            {"fields": ["kind", "value", "product_reference", "code_valid_days", "personal_code"]},
+        ),
         (_("Price and conditions"), {"fields": ["points_cost", "min_order_value", "min_tier"]}),
         (_("Availability"), {"fields": ["active_from", "active_until", "stock", "per_member_limit"]}),
     ]
@@ -87,11 +91,40 @@ class RewardAdmin(admin.ModelAdmin):
         return f"{start} – {end}"
 
 
+@admin.register(RewardCode)
+class RewardCodeAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Loyalty's own codes (REWARD_CODES = "loyalty"): the record of what checkout took; changed only by
+    the checkout API and by cancelling the redemption."""
+
+    list_display = ["code", "kind", "value", "currency", "status", "order_reference", "used_at", "expires_at"]
+    list_filter = ["status", "kind", "program"]
+    search_fields = ["code", "order_reference", "description"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
 @admin.register(Redemption)
 class RedemptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["created_at", "member_link", "reward", "points", "code", "status", "expires_at", "used_at"]
+    list_display = [
+        "created_at",
+        "member_link",
+        "reward",
+        "points",
+        "code",
+        "status",
+        "expires_at",
+        "used_at",
+        "order_reference",
+    ]
     list_filter = ["status", "program", "reward"]
-    search_fields = ["code", "reward__name", "idempotency_key", "member__user__username", *MEMBER_SEARCH]
+    search_fields = [
+        "code",
+        "order_reference",
+        "reward__name",
+        "idempotency_key",
+        "member__user__username",
+        *MEMBER_SEARCH,
+    ]
     list_select_related = ["member__user", "reward"]
     date_hierarchy = "created_at"
     show_full_result_count = False

@@ -36,6 +36,7 @@ from loyalty.models import (
     Redemption,
     Referral,
     Reward,
+    RewardCode,
     SegmentChange,
     Survey,
     SurveyInvitation,
@@ -141,7 +142,7 @@ class World:
             )
             for i in new
         )
-        Redemption.objects.bulk_create(
+        redemptions = Redemption.objects.bulk_create(
             Redemption(
                 program=main,
                 member=members[k],
@@ -150,6 +151,20 @@ class World:
                 idempotency_key=f"r{i}",
                 code=f"CODE{i}",
                 created_at=now - timedelta(days=i),
+            )
+            for k, i in enumerate(new)
+        )
+        RewardCode.objects.bulk_create(
+            RewardCode(
+                program=main,
+                code=f"CODE{i}",
+                kind=Reward.Kind.FIXED,
+                value=5,
+                currency="EUR",
+                member=members[k],
+                redemption=redemptions[k],
+                valid_from=now,
+                created_at=now,
             )
             for k, i in enumerate(new)
         )
