@@ -105,9 +105,11 @@ class OscarAdapter(BaseAdapter):
         return Decimal(value).quantize(Decimal("0.01"))
 
     def voucher_codes(self, order) -> tuple[str, ...]:
-        """The voucher codes the order was placed with (oscar's ``OrderDiscount.voucher_code``)."""
-        codes = order.discounts.exclude(voucher_code__isnull=True).exclude(voucher_code="")
-        return tuple(sorted(set(codes.values_list("voucher_code", flat=True))))
+        """The codes of the vouchers the order used: oscar's ``VoucherApplication`` rows, which
+        ``OrderCreator`` writes with the order (what ``discount_status`` calls "used" too)."""
+        VoucherApplication = _model("voucher", "VoucherApplication")
+        codes = VoucherApplication._default_manager.filter(order_id=order.pk).values_list("voucher__code", flat=True)
+        return tuple(sorted(set(codes)))
 
     def event(self, order, kind: str, occurred_at: datetime, amount: Decimal | None = None) -> OrderEvent:
         if order.user_id is not None:

@@ -105,6 +105,7 @@ assert voucher.usage == Voucher.SINGLE_USE and voucher.end_datetime == redemptio
 offer = voucher.offers.get()
 assert (offer.offer_type, offer.benefit.type, offer.benefit.value) == ("Voucher", "Absolute", D("10.00"))
 assert offer.benefit.range.includes_all_products
+assert voucher.name == f"10 off · #{redemption.pk}" and voucher.code not in voucher.name  # oscar adds "(code)"
 member.refresh_from_db()
 assert member.balance == 50, member.balance
 step("voucher", f"{voucher.code} ({offer.benefit.type} {offer.benefit.value}, until {voucher.end_datetime:%Y-%m-%d})")
@@ -124,6 +125,8 @@ assert adapter.discount_status(code=voucher.code) == DiscountStatus.UNUSED
 order2 = place(basket2, ada)
 assert order2.total_incl_tax == D("90.00"), order2.total_incl_tax
 assert adapter.discount_status(code=voucher.code) == DiscountStatus.USED
+redemption.refresh_from_db()  # marked used by the paid event at once, not by the nightly expiry task
+assert (redemption.status, redemption.order_reference) == ("used", str(order2.number)), redemption.status
 member.refresh_from_db()
 assert member.balance == 50 + 90, member.balance
 step("order 2 with voucher", f"{order2.number} {order2.total_incl_tax}, voucher used, balance {member.balance}")
@@ -162,7 +165,7 @@ page = client.get(reverse("customer:profile-view"))
 html = page.content.decode()
 assert page.status_code == 200, page.status_code
 assert "loyalty-panel" in html and "Frobshop Rewards" in html, html[:2000]
-assert voucher.code in html  # the member's reward codes
+assert voucher.code in html and f"Used on order #{order2.number}" in html  # the member's reward codes
 step("profile page", f"{len(html)} bytes, loyalty panel with balance and the voucher code")
 
 print("SCENARIO OK " + json.dumps(seen), flush=True)

@@ -251,6 +251,26 @@ def test_discount_status_follows_oscars_voucher_applications(member, customer, m
     assert adapter.revoke_discount(code=voucher.code) is False
 
 
+def test_an_order_placed_with_the_voucher_marks_the_redemption_used_at_once(member, customer, make_basket, place_order):
+    redemption, voucher = reward_voucher(member, name="10 off", kind="fixed", value=D("10.00"))
+    assert voucher.name == f"10 off · #{redemption.pk}"  # oscar shows "<name> (<code>)": the code once
+
+    basket = make_basket(customer)
+    basket.vouchers.add(voucher)
+    order = place_order(customer, basket=basket)
+
+    event = OrderEvent.objects.get(event_key=f"oscar:order:{order.number}:paid")
+    assert event.payload["discount_codes"] == [voucher.code]
+    redemption.refresh_from_db()
+    assert (redemption.status, redemption.order_reference) == (Redemption.Status.USED, str(order.number))
+    assert redemption.used_at == order.date_placed
+
+
+def test_an_order_without_vouchers_carries_no_codes(program, customer, place_order):
+    order = place_order(customer)
+    assert "discount_codes" not in OrderEvent.objects.get(order_reference=order.number).payload
+
+
 def test_revoking_ends_the_voucher_and_suspends_its_offer(member, customer, make_basket):
     redemption, voucher = reward_voucher(member, kind="fixed", value=D("5.00"))
     assert OscarAdapter().revoke_discount(code=voucher.code) is True
