@@ -141,7 +141,18 @@ class RedemptionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Redemption
-        fields = ["id", "program", "reward", "points", "code", "status", "expires_at", "created_at", "used_at"]
+        fields = [
+            "id",
+            "program",
+            "reward",
+            "points",
+            "code",
+            "status",
+            "expires_at",
+            "created_at",
+            "used_at",
+            "order_reference",
+        ]
 
 
 #: Room left in the service's 190-character key once the API scopes it per member.
