@@ -147,7 +147,7 @@ def test_a_staff_member_who_buys_is_enrolled_with_the_order(program):
 def test_the_data_migration_fills_activity_of_members_counted_as_zero(program, customer):
     from django.apps import apps
 
-    fill = import_module("loyalty.migrations.0010_member_activity_data").fill_activity
+    fill = import_module("loyalty.migrations.0012_member_activity_data").fill_activity
     paid_order(total="10.00", user=customer, at=timezone.now() - timezone.timedelta(days=9))
     last = paid_order(total="10.00", user=customer, at=timezone.now() - timezone.timedelta(days=2))
     other = UserFactory(email="counted@example.com")

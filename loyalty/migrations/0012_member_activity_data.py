@@ -30,7 +30,7 @@ def fill_activity(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("loyalty", "0009_reward_codes"),
+        ("loyalty", "0011_reward_codes"),
     ]
 
     operations = [

@@ -10,7 +10,7 @@ from loyalty.compat import check_constraint
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('loyalty', '0008_survey_permissions'),
+        ('loyalty', '0010_outbox_permissions'),
     ]
 
     operations = [
