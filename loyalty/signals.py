@@ -38,9 +38,11 @@ def send_on_commit(signal: Signal, **kwargs) -> None:
     so it is logged rather than propagated.
     """
 
-    def send() -> None:
-        for receiver, result in signal.send_robust(**kwargs):
-            if isinstance(result, Exception):
-                logger.error("A receiver of a loyalty signal failed: %r", receiver, exc_info=result)
+    transaction.on_commit(lambda: send_now(signal, **kwargs))
 
-    transaction.on_commit(send)
+
+def send_now(signal: Signal, **kwargs) -> None:
+    """Send ``signal`` to every receiver; a receiver's exception is logged, never raised."""
+    for receiver, result in signal.send_robust(**kwargs):
+        if isinstance(result, Exception):
+            logger.error("A receiver of a loyalty signal failed: %r", receiver, exc_info=result)

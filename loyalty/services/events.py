@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 
@@ -27,6 +27,7 @@ from ..exceptions import InvalidEvent, NoProgram
 from ..models import Member, PointsEntry, Program, Purchase
 from ..models import OrderEvent as InboxEvent
 from ..selectors import CANCELLED_NOTE
+from . import award
 from .campaigns import purchase_attribute
 from .codes import codes_used_by_paid_order
 from .ledger import points_credit, points_debit
@@ -43,27 +44,54 @@ class Skip(Exception):
     """The event is valid but there is nothing to do (stored as ``skipped`` with the reason)."""
 
 
-@dataclass(frozen=True)
 class EventResult:
-    event: InboxEvent | None
-    created: bool | None  # None: deferred, not known until the worker looks
+    """What :func:`record_order_event` did: the inbox row, and whether this call created it
+    (``None`` in deferred mode: not known until a worker looks). On the lean path the row is
+    built from what the statement returned, on first use (no query)."""
+
+    __slots__ = ("_event", "_build", "created")
+
+    def __init__(
+        self, event: InboxEvent | None, created: bool | None, build: Callable[[], InboxEvent] | None = None
+    ) -> None:
+        self._event, self._build, self.created = event, build, created
+
+    @property
+    def event(self) -> InboxEvent | None:
+        if self._event is None and self._build is not None:
+            self._event, self._build = self._build(), None
+        return self._event
 
     @property
     def status(self) -> str | None:
         return self.event.status if self.event else None
 
+    def __repr__(self) -> str:
+        return f"EventResult({self.event!r}, {self.created!r})"
+
 
 def record_order_event(event: OrderEvent) -> EventResult:
     """Store the event once and apply it (now, or after commit by a worker: ``EVENT_PROCESSING``).
 
-    Never raises for a loyalty failure.
+    Never raises for a loyalty failure. A ``paid`` event takes the lean path first
+    (:func:`loyalty.services.award.award_paid_inline`: one statement on PostgreSQL); what that
+    path does not cover is applied here with the ORM, in the same savepoint.
     """
     if loyalty_settings.EVENT_PROCESSING == "deferred":
         return _record_deferred(event)
-    row = _inbox_row(event, status=Status.PROCESSED, attempts=1)
-    row.processed_at = row.received_at
+    now = timezone.now()
+    payload = event.to_payload()
+    row: InboxEvent | None = None
     try:
         with transaction.atomic():
+            if event.kind == EventKind.PAID and award.fast_path_available():
+                done = award.award_paid_inline(event, payload=payload, now=now)
+                if done is not None:
+                    if not done.applied:
+                        raise _Duplicate()
+                    return EventResult(None, True, build=done.build_inbox_row)
+            row = _inbox_row(event, status=Status.PROCESSED, attempts=1, payload=payload, received_at=now)
+            row.processed_at = now
             try:
                 row.save(force_insert=True)
             except IntegrityError:
@@ -74,6 +102,8 @@ def record_order_event(event: OrderEvent) -> EventResult:
         logger.info("Order event %s was already recorded; ignored.", event.event_id)
         return EventResult(InboxEvent.objects.filter(event_key=event.event_id).first(), False)
     except Exception as exc:  # a loyalty failure must never break the shop
+        if row is None:
+            row = _inbox_row(event, status=Status.PROCESSED, attempts=1, payload=payload, received_at=now)
         if (reason := _second_payment(event, exc)) is not None:
             return EventResult(_store_outside_savepoint(row, Status.SKIPPED, reason), True)
         logger.exception("Order event %s failed; stored for retry.", row.event_key)
@@ -106,14 +136,9 @@ class _Duplicate(Exception):
 
 
 def _inbox_row(event: OrderEvent, **fields) -> InboxEvent:
-    return InboxEvent(
-        event_key=event.event_id,
-        kind=event.kind,
-        order_reference=event.order_reference,
-        payload=event.to_payload(),
-        received_at=timezone.now(),
-        **fields,
-    )
+    fields.setdefault("payload", event.to_payload())
+    fields.setdefault("received_at", timezone.now())
+    return InboxEvent(event_key=event.event_id, kind=event.kind, order_reference=event.order_reference, **fields)
 
 
 def _record_deferred(event: OrderEvent) -> EventResult:
@@ -137,9 +162,12 @@ def _apply(event: OrderEvent, row: InboxEvent) -> None:
         if event.kind == EventKind.PAID:
             member = locked_member_for_event(event)
             if member is not None:
+                award.program_remember(event, member.program)
                 _paid(event, member.program, member=member)
                 return
         program = program_for_event(event)
+        if event.kind == EventKind.PAID:
+            award.program_remember(event, program)
         handler = {EventKind.PAID: _paid, EventKind.REFUNDED: _refunded, EventKind.CANCELLED: _cancelled}
         handler[event.kind](event, program)
     except (Skip, NoProgram) as reason:

@@ -1,0 +1,307 @@
+"""The lean award path: a paid order in one statement on PostgreSQL, the same rows as the
+portable (ORM) path, and a statement budget per award."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from loyalty.adapters.base import EventKind
+from loyalty.models import (
+    EarningRule,
+    Member,
+    Message,
+    OrderEvent,
+    OutboundEmail,
+    PendingPoints,
+    PointsEntry,
+    Program,
+    Purchase,
+    Referral,
+    Tier,
+    TierChange,
+)
+from loyalty.services import adjust_points, award, member_enroll, record_order_event
+from tests.factories import CampaignFactory, UserFactory, order_event
+
+pytestmark = pytest.mark.django_db
+
+T0 = timezone.now().replace(microsecond=0) - timedelta(days=30)
+
+
+def at(days: float) -> timezone.datetime:
+    return T0 + timedelta(days=days)
+
+
+def enrolled(program, email: str, **fields) -> Member:
+    member = member_enroll(program=program, user=UserFactory(email=email), at=at(-100))[0]
+    if fields:
+        Member.objects.filter(pk=member.pk).update(**fields)
+    return member
+
+
+def pay(user, reference: str, amount: str, day: float, **kwargs):
+    return record_order_event(order_event(reference=reference, amount=amount, user=user, at=at(day), **kwargs))
+
+
+def statements(fn) -> list[str]:
+    with CaptureQueriesContext(connection) as ctx:
+        fn()
+    return [q["sql"].split()[0].upper() for q in ctx.captured_queries]
+
+
+@pytest.fixture
+def portable(monkeypatch):
+    """Every database takes the ORM path (what SQLite and others always do)."""
+    monkeypatch.setattr(award, "FAST_VENDORS", frozenset())
+
+
+# --- what the rows look like, without ids and clock times ---------------------------------------
+
+
+def snapshot() -> dict[str, list]:
+    def email(member_id):
+        return Member.objects.get(pk=member_id).user.email if member_id else None
+
+    def ref(purchase_id):
+        return Purchase.objects.get(pk=purchase_id).order_reference if purchase_id else None
+
+    return {
+        "members": sorted(
+            (m.user.email, m.balance, m.lifetime_points, m.pending_points, m.orders_count, m.last_purchase_at)
+            + (m.tier.name if m.tier else None, m.tier_since)
+            for m in Member.objects.select_related("user", "tier")
+        ),
+        "purchases": sorted(
+            (p.order_reference, email(p.member_id), p.email, p.amount, p.refunded_amount, p.currency, p.status)
+            + (p.points_earned, p.points_reversed, p.occurred_at, p.category)
+            for p in Purchase.objects.all()
+        ),
+        "entries": sorted(
+            (e.idempotency_key.replace(str(e.member_id), "<m>"), email(e.member_id), e.kind, e.points, e.remaining)
+            + (e.expires_at, e.reference, e.description, ref(e.purchase_id), e.kind == "adjust" or e.created_at)
+            for e in PointsEntry.objects.all()
+        ),
+        "pending": sorted(
+            (ref(p.purchase_id), email(p.member_id), p.points, p.approve_at, p.status)
+            for p in PendingPoints.objects.all()
+        ),
+        "inbox": sorted(
+            (e.event_key, e.kind, e.order_reference, str(e.payload), e.status, e.attempts, e.last_error)
+            for e in OrderEvent.objects.all()
+        ),
+        "tier_changes": sorted(
+            (email(c.member_id), str(c.from_tier), str(c.to_tier), c.reason, c.note, c.created_at)
+            for c in TierChange.objects.all()
+        ),
+        "messages": sorted(
+            (m.campaign.name, email(m.member_id), m.converted_at, ref(m.conversion_purchase_id), m.revenue)
+            for m in Message.objects.select_related("campaign")
+        ),
+        "emails": sorted(
+            (e.kind, email(e.member_id), e.key.split(":")[0], str(sorted(e.context)))
+            for e in OutboundEmail.objects.all()
+        ),
+        "referrals": sorted((email(r.friend_id), r.status, r.note) for r in Referral.objects.all()),
+    }
+
+
+def both_paths(play, monkeypatch) -> tuple[dict, dict]:
+    """Play the same orders on the one-statement path and on the portable path."""
+    results = []
+    for vendors in (award.FAST_VENDORS, frozenset()):
+        monkeypatch.setattr(award, "FAST_VENDORS", vendors)
+        with transaction.atomic():
+            play()
+            results.append(snapshot())
+            call_command("loyalty_check_ledger", stdout=StringIO())
+            transaction.set_rollback(True)
+    return results[0], results[1]
+
+
+# --- the two paths write the same rows -------------------------------------------------------------
+
+
+def test_returning_members_guests_duplicates_and_second_payments(postgres_only, program, monkeypatch):
+    anna = enrolled(program, "anna@example.com").user
+    ben = enrolled(program, "ben@example.com").user
+
+    def play():
+        for n, amount in enumerate(["19.90", "0.00", "120.55", "7.01"]):
+            pay(anna, f"A-{n}", amount, day=n)
+        pay(anna, "A-1", "0.00", day=1)  # the same event again
+        pay(anna, "A-2", "120.55", day=2, event_id="second-delivery-of-A-2")  # paid twice
+        pay(None, "G-1", "33.00", day=3)  # a guest
+        pay(ben, "B-1", "50.00", day=4)
+        adjust_points(member=Member.objects.get(user=ben), points=-40, reason="spent", idempotency_key="spent")
+        record_order_event(order_event(EventKind.CANCELLED, reference="B-1", amount="50.00", user=ben, at=at(5)))
+        pay(ben, "B-2", "30.00", day=6)  # pays back a negative balance first
+        pay(ben, "B-3", "30.00", day=7)
+
+    fast, portable = both_paths(play, monkeypatch)
+    assert fast == portable
+    assert ("A-2", "anna@example.com") in [(p[0], p[1]) for p in fast["purchases"]]
+    assert [m[1] for m in fast["members"]] == [146, 20]  # anna, ben: -40 + 30 + 30
+
+
+def test_tiers_multipliers_campaigns_and_first_orders(postgres_only, program, monkeypatch):
+    silver = Tier.objects.create(
+        program=program, name="Silver", rank=2, threshold=Decimal("50"), qualifies_by="spend",
+        multiplier=Decimal("1.25"), entry_bonus_points=10,
+    )  # fmt: skip
+    Tier.objects.create(
+        program=program, name="Gold", rank=3, threshold=Decimal("200"), qualifies_by="points", window_days=30,
+        multiplier=Decimal("1.5"),
+    )  # fmt: skip
+    EarningRule.objects.create(
+        program=program, name="Double days", kind=EarningRule.Kind.MULTIPLIER, multiplier=Decimal("2"),
+        active_from=at(10), active_until=at(12), min_order_amount=Decimal("20"),
+    )  # fmt: skip
+    EarningRule.objects.create(program=program, name="Welcome", kind=EarningRule.Kind.FIRST_PURCHASE, points=25)
+    clara = enrolled(program, "clara@example.com").user
+    dora = enrolled(program, "dora@example.com", orders_count=3, tier=silver, tier_since=at(-50)).user
+
+    def play():
+        pay(clara, "C-1", "30.00", day=0)  # first order: the first-purchase bonus
+        pay(clara, "C-2", "19.99", day=1)  # below Silver
+        pay(clara, "C-3", "0.01", day=2)  # exactly Silver: TierChange, entry bonus
+        pay(clara, "C-4", "40.00", day=11)  # Silver x double days
+        pay(clara, "C-5", "10.00", day=11.5)  # under the campaign's minimum
+        pay(dora, "D-1", "99.99", day=3)  # Silver member: 1.25
+        pay(dora, "D-2", "70.00", day=4)  # reaches Gold (124 + 87 points in 30 days)
+        pay(dora, "D-3", "15.00", day=40)  # Gold, the window moved on
+
+    fast, portable = both_paths(play, monkeypatch)
+    assert fast == portable
+    assert [(c[0], c[2]) for c in fast["tier_changes"]] == [
+        ("clara@example.com", "Silver"),
+        ("dora@example.com", "Gold"),
+    ]
+
+
+def test_pending_points_attribution_and_points_emails(postgres_only, program, monkeypatch):
+    Program.objects.filter(pk=program.pk).update(pending_days=14)
+    program.refresh_from_db()
+    program.email_points_earned = True
+    program.save()
+    campaign = CampaignFactory(program=program, attribution_days=14)
+    eva = enrolled(program, "eva@example.com", orders_count=1, marketing_consent=True)
+    Message.objects.create(
+        campaign=campaign, program=program, member=eva, cycle="c1", status=Message.Status.SENT,
+        created_at=at(-2), sent_at=at(-1),
+    )  # fmt: skip
+    fynn = enrolled(program, "fynn@example.com", orders_count=2, marketing_consent=True).user
+
+    def play():
+        pay(eva.user, "E-1", "45.00", day=0)  # converts the campaign message; its approval is over
+        pay(eva.user, "E-2", "12.00", day=29.5)  # pending: its period is not over
+        pay(fynn, "F-1", "80.00", day=1)  # paid long enough ago: credited at once, emailed
+        pay(fynn, "F-2", "0.50", day=2)  # 0 points
+
+    fast, portable = both_paths(play, monkeypatch)
+    assert fast == portable
+    assert [m[3] for m in fast["messages"]] == ["E-1"]
+    assert [p[0] for p in fast["pending"]] == ["E-2"]
+    assert [e[0] for e in fast["emails"]].count("points_earned") == 2  # E-1, F-1
+
+
+def test_a_pending_referral_completes_on_the_first_order(postgres_only, program, monkeypatch):
+    EarningRule.objects.create(program=program, name="Friend", kind=EarningRule.Kind.REFEREE, points=30)
+    referrer = enrolled(program, "gina@example.com")
+    friend = enrolled(program, "hugo@example.com")
+    Referral.objects.create(program=program, referrer=referrer, friend=friend, created_at=at(-1))
+
+    def play():
+        pay(friend.user, "H-1", "10.00", day=0)
+        pay(friend.user, "H-2", "10.00", day=1)
+
+    fast, portable = both_paths(play, monkeypatch)
+    assert fast == portable
+    assert fast["referrals"] == [("hugo@example.com", Referral.Status.REWARDED, "")]
+
+
+# --- the statement budget ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def returning(program):
+    """A member whose programme the process knows already (as after the first order)."""
+    member = enrolled(program, "ida@example.com", orders_count=4)
+    pay(member.user, "WARM-1", "1.00", day=0)
+    return member
+
+
+@pytest.mark.parametrize("setup", ["plain", "tiers", "pending", "top tier"])
+def test_a_returning_members_payment_is_one_statement_in_its_savepoint(postgres_only, program, returning, setup):
+    if setup == "tiers":
+        Tier.objects.create(program=program, name="Silver", rank=2, threshold=Decimal("5000"), qualifies_by="spend")
+    if setup == "top tier":
+        gold = Tier.objects.create(program=program, name="Gold", rank=3, threshold=Decimal("1"), qualifies_by="spend")
+        Member.objects.filter(pk=returning.pk).update(tier=gold)
+    if setup == "pending":
+        program.pending_days = 14
+        program.save()
+    if setup != "plain":
+        pay(returning.user, "WARM-2", "1.00", day=1)  # the process learns the new configuration
+
+    sql = statements(lambda: pay(returning.user, "R-1", "25.00", day=29.9))
+
+    assert sql == ["SAVEPOINT", "WITH", "RELEASE"]
+    member = Member.objects.get(pk=returning.pk)
+    assert (member.balance, member.pending_points) == (
+        (26, 0) if setup == "plain" else (2, 25) if setup == "pending" else (27, 0)
+    )
+    assert OrderEvent.objects.get(order_reference="R-1").status == OrderEvent.Status.PROCESSED
+
+
+def test_a_guests_payment_and_a_duplicate_are_one_statement(postgres_only, program, returning):
+    assert statements(lambda: pay(None, "G-1", "25.00", day=1)) == ["SAVEPOINT", "WITH", "RELEASE"]
+    again = statements(lambda: pay(None, "G-1", "25.00", day=1))
+    assert again[:3] == ["SAVEPOINT", "WITH", "ROLLBACK"]  # then reads the event it already has
+    assert Purchase.objects.filter(order_reference="G-1", member=None).count() == 1
+
+
+def test_paying_through_the_shop_adds_at_most_four_statements(postgres_only, program, returning):
+    from loyalty.receivers import connect_adapter, disconnect_adapter
+    from shop.services import mark_paid
+    from tests.factories import place_order
+
+    orders = [place_order(total="20.00", user=returning.user) for _ in range(2)]
+    with_loyalty = statements(lambda: mark_paid(order=orders[0]))
+    disconnect_adapter()
+    try:
+        without = statements(lambda: mark_paid(order=orders[1]))
+    finally:
+        connect_adapter()
+    # SAVEPOINT, the statement, RELEASE, and the demo adapter reading the order's category.
+    assert len(with_loyalty) - len(without) <= 4, with_loyalty
+    assert Member.objects.get(pk=returning.pk).balance == 21
+
+
+def test_a_changed_programme_is_noticed_by_the_statement(postgres_only, program, returning):
+    Program.objects.filter(pk=program.pk).update(points_per_unit=Decimal("3"))  # no save(): no new version
+
+    pay(returning.user, "R-2", "10.00", day=2)
+
+    assert PointsEntry.objects.get(reference="R-2").points == 30
+    assert statements(lambda: pay(returning.user, "R-3", "10.00", day=3)) == ["SAVEPOINT", "WITH", "RELEASE"]
+
+
+def test_a_new_tier_is_noticed_by_the_statement(postgres_only, program, returning):
+    Tier.objects.create(
+        program=program, name="Silver", rank=2, threshold=Decimal("0"), qualifies_by="spend", multiplier=Decimal("2")
+    )
+
+    pay(returning.user, "R-2", "10.00", day=2)
+
+    member = Member.objects.select_related("tier").get(pk=returning.pk)
+    assert member.tier.name == "Silver"
+    pay(returning.user, "R-3", "10.00", day=3)
+    assert PointsEntry.objects.get(reference="R-3").points == 20
