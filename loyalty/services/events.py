@@ -378,7 +378,15 @@ def event_retry(*, event: InboxEvent) -> InboxEvent:
 
 
 def events_process_pending(*, limit: int | None = None) -> dict[str, int]:
-    """Apply events recorded in deferred mode, oldest first, a bounded batch per call."""
+    """Apply events recorded in deferred mode, oldest first, a bounded batch per call.
+
+    On PostgreSQL the batch is claimed with ``SKIP LOCKED`` and applied set-based
+    (:mod:`loyalty.services.award_batch`); elsewhere event by event.
+    """
+    if award.fast_path_available():
+        from .award_batch import events_apply_batch
+
+        return events_apply_batch(limit=limit or loyalty_settings.EVENT_BATCH_SIZE)
     return _process_batch(Q(status=Status.PENDING), limit)
 
 
