@@ -21,23 +21,21 @@ balance first, pending points during an approval period.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import operator
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import reduce
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .. import signals
 from ..adapters.base import EventKind, OrderEvent
 from ..config_cache import program_config
 from ..exceptions import InvalidEvent, NoProgram
-from ..models import Member, Message, PendingPoints, PointsEntry, Program, Purchase, Referral
+from ..models import Member, PointsEntry, Program, Purchase
 from ..models import OrderEvent as InboxEvent
 from ..selectors import members_with_tier_qualification, tier_qualification_alias
 from . import award
@@ -45,6 +43,8 @@ from .members import program_for_event
 from .pending import pending_until
 
 logger = logging.getLogger("loyalty.events")
+_LOCKED = ("pk", "program_id", "user_id", "balance", "orders_count", "tier_id", "marketing_consent")
+_LOCKED += ("has_referral", "has_message")
 Status = InboxEvent.Status
 
 
@@ -131,34 +131,27 @@ def _sort(claimed: list[tuple[int, dict]]) -> tuple[list[_Paid], list[int]]:
 def _lock_members(candidates: list[_Paid]) -> list[int]:
     """Lock the buyers' memberships (id order) and read what decides the award; the ids of
     the events that must go one by one."""
-    wanted = [
-        Q(program_id=paid.program.pk, user_id=paid.event.user_id)
-        for paid in candidates
-        if paid.event.user_id is not None
-    ]
-    referral = Referral.objects.filter(friend=OuterRef("pk"), status=Referral.Status.PENDING)
-    open_message = Message.objects.filter(
-        member=OuterRef("pk"), status__in=(Message.Status.SENT, Message.Status.CONTROL), converted_at__isnull=True
+    wanted = sorted(
+        {(paid.program.pk, str(paid.event.user_id)) for paid in candidates if paid.event.user_id is not None}
     )
-    rows = (
-        Member.objects.select_for_update(of=("self",))
-        .filter(reduce(operator.or_, wanted))
-        .order_by("pk")
-        .annotate(has_referral=Exists(referral), has_message=Exists(open_message))
-        .values(
-            "pk",
-            "program_id",
-            "user_id",
-            "balance",
-            "orders_count",
-            "tier_id",
-            "marketing_consent",
-            "has_referral",
-            "has_message",
-        )
-        if wanted
-        else []
-    )
+    rows = []
+    if wanted:
+        user_type = Member._meta.get_field("user").db_type(connection)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT mb.id, mb.program_id, mb.user_id, mb.balance, mb.orders_count, mb.tier_id,
+                           mb.marketing_consent,
+                           EXISTS (SELECT 1 FROM loyalty_referral r WHERE r.friend_id = mb.id AND r.status = 'pending'),
+                           EXISTS (SELECT 1 FROM loyalty_message m WHERE m.member_id = mb.id
+                                   AND m.status IN ('sent', 'control') AND m.converted_at IS NULL)
+                    FROM loyalty_member mb
+                    JOIN unnest(%s::bigint[], %s::text[]) AS w(program_id, user_id)
+                      ON mb.program_id = w.program_id AND mb.user_id = w.user_id::{user_type}
+                    ORDER BY mb.id
+                    FOR UPDATE OF mb""",
+                [[w[0] for w in wanted], [w[1] for w in wanted]],
+            )
+            rows = [dict(zip(_LOCKED, values, strict=True)) for values in cursor.fetchall()]
     members = {(row["program_id"], str(row["user_id"])): row for row in rows}
     go_alone: set[int] = set()
     for paid in candidates:
@@ -236,87 +229,116 @@ def _apply_set_based(batch: list[_Paid]) -> dict[str, int]:
             program_id__in={p.program.pk for p in batch}, order_reference__in={p.event.order_reference for p in batch}
         ).values_list("program_id", "order_reference")
     )
-    purchases: list[Purchase] = []
     applied: list[_Paid] = []
     skipped: list[tuple[int, str]] = []
+    records: list[dict] = []
+    deltas: dict[int, list] = {}  # member pk -> [earned, held, orders, last purchase]
+    earned: list[tuple[_Paid, int]] = []
     for paid in batch:
-        key = (paid.program.pk, paid.event.order_reference)
+        event, member = paid.event, paid.member
+        key = (paid.program.pk, event.order_reference)
         if key in existing:
-            skipped.append((paid.row_id, f"Order {paid.event.order_reference} was recorded as paid already."))
+            skipped.append((paid.row_id, f"Order {event.order_reference} was recorded as paid already."))
             continue
         existing.add(key)
-        event, member = paid.event, paid.member
-        purchases.append(
-            Purchase(
-                program_id=paid.program.pk,
-                member_id=member["pk"] if member else None,
-                email=event.email,
-                order_reference=event.order_reference,
-                amount=event.amount,
-                currency=event.currency,
-                occurred_at=event.occurred_at,
-                points_earned=_points(paid),
-                category=event.category,
-            )
-        )
         applied.append(paid)
-    Purchase.objects.bulk_create(purchases)
-
-    entries: list[PointsEntry] = []
-    pending: list[PendingPoints] = []
-    deltas: dict[int, list] = {}  # member pk -> [earned, held, orders, last purchase]
-    emails = []
-    for paid, purchase in zip(applied, purchases, strict=True):
-        member = paid.member
-        if member is None:
-            continue
-        event, points = paid.event, purchase.points_earned
-        delta = deltas.setdefault(member["pk"], [0, 0, 0, event.occurred_at])
-        delta[2] += 1
-        delta[3] = max(delta[3], event.occurred_at)
-        approve_at = pending_until(paid.program, event.occurred_at) if points else None
-        if approve_at is not None:
-            pending.append(
-                PendingPoints(
-                    program_id=paid.program.pk,
-                    member_id=member["pk"],
-                    purchase=purchase,
-                    points=points,
-                    approve_at=approve_at,
-                )
-            )
-            delta[1] += points
-        elif points:
-            balance = member["balance"] + delta[0]
-            entries.append(
-                PointsEntry(
-                    program_id=paid.program.pk,
-                    member_id=member["pk"],
-                    kind=PointsEntry.Kind.EARN,
-                    points=points,
-                    remaining=max(0, min(points, points + balance)),
-                    expires_at=award.lot_expiry(paid.program, event.occurred_at),
-                    idempotency_key=f"purchase:{event.order_reference}:earn",
-                    reference=event.order_reference,
-                    purchase=purchase,
-                    created_at=event.occurred_at,
-                )
-            )
-            delta[0] += points
-            if paid.program.email_points_earned and member["marketing_consent"]:
-                emails.append((member["pk"], paid.program.pk, purchase, points))
-    PointsEntry.objects.bulk_create(entries)
-    PendingPoints.objects.bulk_create(pending)
+        points = _points(paid)
+        remaining = expires_at = approve_at = None
+        if member is not None:
+            delta = deltas.setdefault(member["pk"], [0, 0, 0, event.occurred_at])
+            delta[2] += 1
+            delta[3] = max(delta[3], event.occurred_at)
+            approve_at = pending_until(paid.program, event.occurred_at) if points else None
+            if approve_at is not None:
+                delta[1] += points
+            elif points:
+                balance = member["balance"] + delta[0]
+                remaining = max(0, min(points, points + balance))  # a negative balance is paid back first
+                expires_at = award.lot_expiry(paid.program, event.occurred_at)
+                delta[0] += points
+                earned.append((paid, points))
+        records.append(
+            {
+                "program_id": paid.program.pk,
+                "member_id": member["pk"] if member else None,
+                "email": event.email,
+                "reference": event.order_reference,
+                "amount": str(event.amount),
+                "currency": event.currency,
+                "points": points,
+                "at": event.occurred_at.isoformat(),
+                "category": event.category,
+                "remaining": remaining,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "approve_at": approve_at.isoformat() if approve_at else None,
+                "seq": len(records),
+            }
+        )
+    ids = _insert(records) if applied else {}
     _update_members(deltas)
-    _queue_emails(emails, now)
+    _queue_emails(
+        [
+            (paid.member["pk"], paid.program.pk, ids[(paid.program.pk, paid.event.order_reference)][0], paid, points)
+            for paid, points in earned
+            if paid.program.email_points_earned and paid.member["marketing_consent"]
+        ],
+        now,
+    )
     _mark(applied, skipped, now)
-    _points_awarded_on_commit(entries)
+    _points_awarded_on_commit([entry_id for _purchase_id, entry_id in ids.values() if entry_id is not None])
     counts = {}
     if applied:
         counts[Status.PROCESSED.value] = len(applied)
     if skipped:
         counts[Status.SKIPPED.value] = len(skipped)
     return counts
+
+
+_INSERT = """WITH ev AS (
+    SELECT * FROM jsonb_to_recordset(%s::jsonb) AS e(
+        program_id bigint, member_id bigint, email text, reference text, amount numeric, currency text,
+        points integer, at timestamptz, category text, remaining integer, expires_at timestamptz,
+        approve_at timestamptz, seq integer)
+),
+purchases AS (
+    INSERT INTO loyalty_purchase
+        (program_id, member_id, email, order_reference, amount, refunded_amount, currency, status,
+         points_earned, points_reversed, occurred_at, category)
+    SELECT program_id, member_id, email, reference, amount, 0, currency, 'paid', points, 0, at, category
+    FROM ev ORDER BY seq
+    RETURNING id, program_id, order_reference
+),
+lots AS (
+    INSERT INTO loyalty_pointsentry
+        (program_id, member_id, kind, points, remaining, expires_at, idempotency_key, reference,
+         description, purchase_id, created_at)
+    SELECT ev.program_id, ev.member_id, 'earn', ev.points, ev.remaining, ev.expires_at,
+           'purchase:' || ev.reference || ':earn', ev.reference, '', p.id, ev.at
+    FROM ev JOIN purchases p ON p.program_id = ev.program_id AND p.order_reference = ev.reference
+    WHERE ev.remaining IS NOT NULL
+    ORDER BY ev.seq
+    RETURNING id, purchase_id
+),
+held AS (
+    INSERT INTO loyalty_pendingpoints (program_id, member_id, purchase_id, points, approve_at, status)
+    SELECT ev.program_id, ev.member_id, p.id, ev.points, ev.approve_at, 'pending'
+    FROM ev JOIN purchases p ON p.program_id = ev.program_id AND p.order_reference = ev.reference
+    WHERE ev.approve_at IS NOT NULL
+    ORDER BY ev.seq
+    RETURNING id
+)
+SELECT p.program_id, p.order_reference, p.id, l.id FROM purchases p LEFT JOIN lots l ON l.purchase_id = p.id"""
+
+
+def _insert(records: list[dict]) -> dict[tuple[int, str], tuple[int, int | None]]:
+    """The batch's purchases, earn lots and pending points in one statement (the rows go as one
+    JSON document: cheaper to send than a dozen arrays); ids by order."""
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT, [json.dumps(records)])
+        return {
+            (program_id, reference): (purchase_id, entry_id)
+            for program_id, reference, purchase_id, entry_id in cursor.fetchall()
+        }
 
 
 def _update_members(deltas: dict[int, list]) -> None:
@@ -359,29 +381,27 @@ def _queue_emails(emails, now) -> None:
     emails_queue(
         [
             outbox_row(
-                key=f"points-earned:purchase:{purchase.pk}",
+                key=f"points-earned:purchase:{purchase_id}",
                 kind="points_earned",
                 member_id=member_id,
                 program_id=program_id,
-                context={"points": points, "order": purchase.order_reference},
+                context={"points": points, "order": paid.event.order_reference},
                 now=now,
             )
-            for member_id, program_id, purchase, points in emails
+            for member_id, program_id, purchase_id, paid, points in emails
         ]
     )
 
 
-def _points_awarded_on_commit(entries: list[PointsEntry]) -> None:
-    """``points_awarded`` for every earn lot, on commit, if someone listens (members are read then)."""
-    if not entries:
+def _points_awarded_on_commit(entry_ids: list[int]) -> None:
+    """``points_awarded`` for every earn lot, on commit, if someone listens (rows are read then)."""
+    if not entry_ids:
         return
 
     def send() -> None:
         if not signals.points_awarded.has_listeners(Member):
             return
-        members = Member.objects.select_related("program").in_bulk({e.member_id for e in entries})
-        for entry in entries:
-            entry.member = members[entry.member_id]
+        for entry in PointsEntry.objects.select_related("member__program").filter(pk__in=entry_ids).order_by("pk"):
             signals.send_now(signals.points_awarded, sender=Member, member=entry.member, entry=entry)
 
     transaction.on_commit(send)
