@@ -234,6 +234,15 @@ def _member_statement(program: Program, config: ProgramConfig, by_slug: bool) ->
         columns.append(f"CASE WHEN {rank} < {int(highest)} THEN ({total}) END AS q{index}")
         keys.append((kind, days))
     qualification = "".join(f", {column}" for column in columns)
+    # With tiers: the member as the statement's snapshot saw it, to notice a payment of the same
+    # member that committed while this one waited for the lock (its rows are not in the sums).
+    if tiers:
+        seen, seen_join = (
+            "s.orders_count AS seen_orders, s.balance AS seen_balance",
+            " JOIN loyalty_member s ON s.id = m.id",
+        )
+    else:
+        seen, seen_join = "NULL AS seen_orders, NULL AS seen_balance", ""
     member_columns = ", ".join(f"u.{column}" for column in _MEMBER_COLUMNS)
     returning = ", ".join(f"mb.{column}" for column in _MEMBER_COLUMNS)
     sql = f"""WITH {_guard(by_slug)},
@@ -244,8 +253,8 @@ m AS (
 ),
 go AS (
     SELECT m.id, m.balance, m.tier_id, m.orders_count, {points} AS points,
-           s.orders_count AS seen_orders, s.balance AS seen_balance{qualification}
-    FROM m JOIN loyalty_member s ON s.id = m.id
+           {seen}{qualification}
+    FROM m{seen_join}
     WHERE NOT (m.orders_count = 0 AND NOT ({points} > 0 AND %(held)s)
                AND (%(first_pays)s OR EXISTS (
                    SELECT 1 FROM loyalty_referral r WHERE r.friend_id = m.id AND r.status = 'pending')))
