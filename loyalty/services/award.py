@@ -348,7 +348,8 @@ def award_paid_inline(event: OrderEvent, *, payload: dict, now: datetime) -> Inl
     caller handles as for the portable path.
     """
     program = _programs.get(_program_key(event))
-    if program is None:
+    if program is None or getattr(event, "discount_codes", None):
+        # Codes the order used (when the adapter reports them) are settled by the portable path.
         return None
     config = program_config(program)  # no query while the programme is unchanged
     by_slug = _program_key(event)[0] is not None

@@ -97,7 +97,7 @@ def _sort(claimed: list[tuple[int, dict]]) -> tuple[list[_Paid], list[int]]:
     candidates: list[_Paid] = []
     one_by_one: list[int] = []
     for row_id, event in events:
-        if event is None or event.kind != EventKind.PAID:
+        if event is None or event.kind != EventKind.PAID or getattr(event, "discount_codes", None):
             one_by_one.append(row_id)
             continue
         key = award._program_key(event)
