@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from loyalty.health import bgnbd, gamma_gamma, risk
 from loyalty.health.metrics import average_ranks, brier_score, precision_at_top, roc_auc
@@ -77,6 +78,7 @@ class Summary:
     T: np.ndarray
     repeat_value: np.ndarray  # mean value of the repeat purchases (Gamma-Gamma's m); 0 when x == 0
     mean_value: np.ndarray  # mean value of all calibration purchases (for RFM)
+    spent: np.ndarray  # total value of the calibration purchases (one-time buyers: their order's value)
     holdout_purchases: np.ndarray
     holdout_value: np.ndarray
     horizon: float  # holdout length in weeks
@@ -145,6 +147,7 @@ def summarise(tx: Transactions, calibration_end: str, holdout_end: str) -> Summa
         T=(cal_end - first).astype(float) / WEEK,
         repeat_value=repeat_value,
         mean_value=cal_value / np.maximum(cal_count, 1),
+        spent=cal_value,
         holdout_purchases=np.bincount(index, weights=in_hold, minlength=n),
         holdout_value=np.bincount(index, weights=in_hold * tx.amount, minlength=n),
         horizon=float((hold_end - cal_end).astype(float)) / WEEK,
@@ -225,8 +228,9 @@ def report(name: str, tx: Transactions, calibration_end: str, holdout_end: str, 
     print(
         f"\nbacktest: cut {backtest['days']} days before the end of calibration, {backtest['n']:,} customers, "
         f"{backtest['lapsed']:.1%} lapsed after the cut; weights "
-        + ", ".join(f"{name} {w:+.3f}" for name, w in zip(risk.FEATURES, backtest["model"].weights, strict=True))
-        + f"; intercept shift {backtest['model'].shift:+.3f}; {backtest['seconds'] * 1000:.0f} ms"
+        + ", ".join(f"{name} {w:+.3f}" for name, w in backtest["model"].named_weights)
+        + f"; Platt {backtest['model'].platt[0]:+.3f}, {backtest['model'].platt[1]:.3f}; "
+        f"backtest ECE {backtest['model'].ece:.2f} points; {backtest['seconds'] * 1000:.0f} ms"
     )
     alive = bgnbd.p_alive(params, s.x, s.t_x, s.T)
     y = s.lapsed
@@ -265,28 +269,50 @@ def report(name: str, tx: Transactions, calibration_end: str, holdout_end: str, 
     return {"summary": s, "fit": result}
 
 
-def backtest_risk(
-    tx: Transactions, calibration_end: str, s: Summary, params: bgnbd.BGNBDParams
-) -> tuple[np.ndarray, dict]:
-    """Our at-risk score, learnt only from the calibration period (as the nightly fit does)."""
+def customers(s: Summary, *, with_value: bool = True) -> risk.Customers:
+    """The at-risk model's inputs from a CDNOW summary: what a shop's ``Purchase`` rows give the weekly fit
+    (CDNOW has each purchase's value; no categories, codes, enrolments, emails or surveys)."""
+    return risk.Customers(s.x, s.t_x, s.T, value=s.spent if with_value else None)
+
+
+def score_cut(tx: Transactions, cut: str, end: str, horizon_days: int, *, with_value: bool = True) -> dict:
+    """The at-risk score at ``cut`` for lapse within ``horizon_days``, exactly as the product computes it:
+    ``health_fit_model`` fits BG/NBD on everyone and runs the backtest through ``risk.backtest_days`` and
+    ``risk.learn``; the nightly refresh scores with ``risk.lapse_probability``. Outcomes: ``(cut, end]``."""
     started = time.perf_counter()
-    end = np.datetime64(calibration_end, "D")
-    history_days = int((end - tx.day.min()).astype(int))
-    days = min(int(round(s.horizon * WEEK)), history_days // 3)
-    before = summarise(tx, str(end - np.timedelta64(days, "D")), calibration_end)
-    cut_params = bgnbd.fit(before.x, before.t_x, before.T).params
-    model = risk.fit(cut_params, before.x, before.t_x, before.T, before.lapsed, horizon=before.horizon)
-    z = risk.linear_score(model, params, s.x, s.t_x, s.T)
-    model = risk.calibrated_to(model, z, float(bgnbd.p_no_purchase(params, s.horizon, s.x, s.t_x, s.T).mean()))
-    scores = risk.lapse_probability(model, params, s.x, s.t_x, s.T)
-    info = {
+    s = summarise(tx, cut, end)
+    params = bgnbd.fit(s.x, s.t_x, s.T).params
+    history_days = int((np.datetime64(cut, "D") - tx.day.min()).astype(int))
+    days = risk.backtest_days(history_days, horizon_days)
+    if days is None:
+        raise ValueError(f"{history_days} days of history at {cut}: too short for a backtest")
+    before = summarise(tx, str(np.datetime64(cut, "D") - np.timedelta64(days, "D")), cut)
+    backtest = risk.learn(
+        customers(before, with_value=with_value), before.lapsed, window_days=days, horizon_days=horizon_days
+    )
+    scores = risk.lapse_probability(backtest.model, params, customers=customers(s, with_value=with_value))
+    return {
+        "summary": s,
+        "params": params,
+        "scores": scores,
+        "backtest": backtest,
         "days": days,
         "n": before.x.size,
         "lapsed": float(before.lapsed.mean()),
-        "model": model,
         "seconds": time.perf_counter() - started,
     }
-    return scores, info
+
+
+def backtest_risk(
+    tx: Transactions, calibration_end: str, s: Summary, params: bgnbd.BGNBDParams
+) -> tuple[np.ndarray, dict]:
+    """Our at-risk score, learnt only from the calibration period (as the weekly fit does)."""
+    horizon_days = int(round(s.horizon * WEEK))
+    end = str(np.datetime64(calibration_end, "D") + np.timedelta64(horizon_days, "D"))
+    result = score_cut(tx, calibration_end, end, horizon_days)
+    info = {k: result[k] for k in ("days", "n", "lapsed", "seconds")}
+    info["model"] = result["backtest"].model
+    return result["scores"], info
 
 
 def ranking_diagnosis(s: Summary, risk: np.ndarray) -> None:
@@ -507,14 +533,128 @@ def feedback_report(
     print(f"({time.perf_counter() - started:.1f} s)")
 
 
+# --- every calibration cut (the issue #17 targets) ------------------------------------------------------------
+
+HOLDOUT_END = "1998-06-30"
+FIXED_HORIZON_DAYS = 90
+
+
+def month_end_cuts(first: str = "1997-03-31", last: str = "1998-03-31") -> list[str]:
+    months = np.arange(np.datetime64(first, "M"), np.datetime64(last, "M") + 1)
+    return [str((month + 1).astype("datetime64[D]") - np.timedelta64(1, "D")) for month in months]
+
+
+def cut_metrics(tx: Transactions, cut: str, horizon_days: int, *, with_value: bool = True) -> dict:
+    """One row of the all-cuts table: the product's score at ``cut`` judged on the following ``horizon_days``."""
+    end = str(np.datetime64(cut, "D") + np.timedelta64(horizon_days, "D"))
+    result = score_cut(tx, cut, end, horizon_days, with_value=with_value)  # without: what the value adds
+    s, p = result["summary"], result["scores"]
+    y = s.lapsed
+    bg = bgnbd.p_no_purchase(result["params"], horizon_days / WEEK, s.x, s.t_x, s.T)
+    recency = s.T - s.t_x
+    one = s.x == 0
+    return {
+        "cut": cut,
+        "horizon": horizon_days,
+        "window": result["days"],
+        "n": s.x.size,
+        "actual": float(y.mean()),
+        "auc": roc_auc(y, p),
+        "recency": roc_auc(y, recency),
+        "bgnbd": roc_auc(y, bg),
+        "calibration": 100.0 * float(p.mean() - y.mean()),
+        "brier": brier_score(y, p),
+        "bgnbd_brier": brier_score(y, bg),
+        "one_time": roc_auc(y[one], p[one]),
+        "one_time_recency": roc_auc(y[one], recency[one]),
+        "ece": result["backtest"].model.ece,
+        "features": result["backtest"].model.features[len(risk.FEATURES) :],
+    }
+
+
+def all_cuts_report(tx: Transactions, cuts: list[str], *, label: str = "master") -> list[dict]:
+    """The table for every cut, with the horizon equal to the rest of the holdout and with a fixed 90 days."""
+    print(f"\n=== CDNOW {label}: the at-risk score at every calibration cut (risk.learn + risk.lapse_probability) ===")
+    print(
+        f"{'cut':>10} {'horizon':>7} {'window':>6} {'customers':>9} {'lapsed':>6}  {'AUC ours':>8} {'recency':>7} "
+        f"{'BG/NBD':>6}  {'cal. err':>8}  {'Brier ours':>10} {'BG/NBD':>6}  {'1-time AUC':>10} {'recency':>7}"
+    )
+    rows = []
+    for kind in ("rest", "fixed"):
+        for cut in cuts:
+            rest = int((np.datetime64(HOLDOUT_END) - np.datetime64(cut)).astype(int))
+            horizon = rest if kind == "rest" else FIXED_HORIZON_DAYS
+            r = cut_metrics(tx, cut, horizon)
+            rows.append(r)
+            print(
+                f"{r['cut']:>10} {r['horizon']:>7} {r['window']:>6} {r['n']:>9,} {r['actual']:>6.3f}  {r['auc']:>8.3f} "
+                f"{r['recency']:>7.3f} {r['bgnbd']:>6.3f}  {r['calibration']:>+8.1f}  {r['brier']:>10.4f} "
+                f"{r['bgnbd_brier']:>6.4f}  {r['one_time']:>10.3f} {r['one_time_recency']:>7.3f}"
+            )
+    return rows
+
+
+def all_cuts_summary(rows: list[dict]) -> dict:
+    margins = np.array([r["auc"] - r["recency"] for r in rows])
+    return {
+        "worst_margin": float(margins.min()),
+        "mean_margin": float(margins.mean()),
+        "worst_calibration": float(max(abs(r["calibration"]) for r in rows)),
+        "worst_one_time": float(min(r["one_time"] for r in rows)),
+        "mean_one_time": float(np.mean([r["one_time"] for r in rows])),
+        "brier_worse": sum(r["brier"] > r["bgnbd_brier"] for r in rows),
+    }
+
+
+def all_cuts(tx: Transactions, cuts: list[str], *, label: str = "master", ablation: bool = True) -> dict:
+    rows = all_cuts_report(tx, cuts, label=label)
+    summary = all_cuts_summary(rows)
+    print(
+        f"\ntargets: AUC above recency on each cut: {mark(summary['worst_margin'] > 0)}; mean margin "
+        f"{summary['mean_margin']:+.4f} >= +0.015: {mark(summary['mean_margin'] >= 0.015)}; calibration within 2 "
+        f"points on each cut: {mark(summary['worst_calibration'] <= 2)}; Brier <= BG/NBD's on each cut: "
+        f"{mark(summary['brier_worse'] == 0)} ({summary['brier_worse']} of {len(rows)} above); one-time AUC 0.60: "
+        f"{mark(summary['worst_one_time'] >= 0.6)} (mean {summary['mean_one_time']:.3f})"
+    )
+    features = sorted({name for r in rows for name in r["features"]})
+    print(f"optional features learnt: {', '.join(features) or 'none'}")
+    if ablation:
+        base = all_cuts_summary([cut_metrics(tx, r["cut"], r["horizon"], with_value=False) for r in rows])
+        print(
+            f"without the order-value feature: mean margin {base['mean_margin']:+.4f}, worst "
+            f"{base['worst_margin']:+.4f}, mean one-time AUC {base['mean_one_time']:.3f} (worst "
+            f"{base['worst_one_time']:.3f}): the value adds {summary['mean_margin'] - base['mean_margin']:+.4f} "
+            f"AUC overall and {summary['mean_one_time'] - base['mean_one_time']:+.3f} among one-time buyers"
+        )
+    print(
+        f"at_risk_quality: worst AUC margin over recency {summary['worst_margin']:.4f}, mean margin "
+        f"{summary['mean_margin']:.4f}, worst calibration error {summary['worst_calibration']:.2f} points, "
+        f"worst one-time AUC {summary['worst_one_time']:.3f}"
+    )
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000, help="synthetic population for the scale test")
     parser.add_argument("--feedback-only", action="store_true", help="run only the synthetic feedback experiment")
+    parser.add_argument("--feedback-customers", type=int, default=20_000, help="synthetic feedback population")
+    parser.add_argument("--all-cuts", action="store_true", help="the table for every month-end calibration cut")
+    parser.add_argument("--data", choices=("master", "sample"), default="master", help="CDNOW file for --all-cuts")
+    parser.add_argument("--cuts", type=int, default=0, help="with --all-cuts: only the last N cuts (0: all)")
     args = parser.parse_args()
+    with threadpool_limits(limits=1):  # one BLAS thread: scipy's optimiser is fastest that way (docs/health.md)
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.all_cuts:
+        cuts = month_end_cuts()
+        all_cuts(load_cdnow(args.data), cuts[-args.cuts :] if args.cuts else cuts, label=args.data)
+        return
     if args.feedback_only:
         for scenario in FEEDBACK_SCENARIOS:
-            feedback_report(scenario=scenario)
+            feedback_report(n=args.feedback_customers, scenario=scenario)
         return
 
     sample_tx = load_cdnow("sample")
@@ -531,7 +671,7 @@ def main() -> None:
     master = report("master", load_cdnow("master"), "1997-12-31", "1998-06-30", targets={"auc": 0.80})
     scale_report(master["fit"].params, master["summary"], master["summary"].horizon, args.customers)
     for scenario in FEEDBACK_SCENARIOS:
-        feedback_report(scenario=scenario)
+        feedback_report(n=args.feedback_customers, scenario=scenario)
 
 
 if __name__ == "__main__":

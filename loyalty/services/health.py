@@ -24,18 +24,21 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
+from threadpoolctl import threadpool_limits
 
 from .. import signals
 from ..conf import loyalty_settings
-from ..health import bgnbd, gamma_gamma, metrics, rfm, risk
+from ..health import bgnbd, gamma_gamma, rfm, risk
 from ..models import (
     CustomerHealth,
     HealthModelFit,
     HealthRun,
     HealthSettings,
     Member,
+    Message,
     Program,
     Purchase,
+    Redemption,
     Segment,
     SegmentChange,
     SurveyResponse,
@@ -245,8 +248,18 @@ def _model_inputs(data: ChunkData, now_day: float) -> tuple[np.ndarray, np.ndarr
     return x, np.minimum(t_x, age), age
 
 
+#: BLAS threads inside the fit and the scoring: scipy's L-BFGS-B does small matrix products where
+#: OpenBLAS threads only fight each other (10 ms with one thread, 1.4 s with two on a busy 2-core machine).
+BLAS_THREADS = 1
+
+
 def health_fit_model(*, program: Program, now: datetime | None = None) -> HealthModelFit:
     """Fit BG/NBD and Gamma-Gamma on the programme's buyers, or record why there is too little history."""
+    with threadpool_limits(limits=BLAS_THREADS):
+        return _fit_model(program=program, now=now)
+
+
+def _fit_model(*, program: Program, now: datetime | None) -> HealthModelFit:
     now = now or timezone.now()
     policy = health_settings_for(program)
     started = time.perf_counter()
@@ -289,7 +302,7 @@ def health_fit_model(*, program: Program, now: datetime | None = None) -> Health
     return fit
 
 
-MIN_BACKTEST_DAYS = 14
+MIN_BACKTEST_DAYS = risk.MIN_BACKTEST_DAYS
 MIN_DETRACTORS_TO_LEARN = risk.MIN_DETRACTORS_TO_LEARN
 
 
@@ -316,13 +329,16 @@ def _fit_risk(
 ) -> None:
     """Learn the at-risk score from a backtest: cut the history, see who bought nothing after the cut.
 
-    See ``loyalty.health.risk``. Without a usable backtest the score is BG/NBD's lapse probability alone.
-    With at least ``MIN_DETRACTORS_TO_LEARN`` backtest buyers who answered as detractors within
-    ``detractor_days`` before the cut, also learn the detractor weight (``risk.fit_offset``) on top of
-    the backtest's own score, and store it in the risk model as ``detractor_weight`` / ``detractor_n``.
+    See ``loyalty.health.risk``: :func:`risk.backtest_days` chooses the window, :func:`risk.learn` fits
+    BG/NBD at the cut, the weights (with the optional features this shop has) and their calibration;
+    ``bench/at_risk_quality.py`` calls the same two functions. Without a usable backtest the score is
+    BG/NBD's lapse probability alone. With at least ``MIN_DETRACTORS_TO_LEARN`` backtest buyers who answered
+    as detractors within ``detractor_days`` before the cut, also learn the detractor weight
+    (``risk.fit_offset``) on top of the backtest's own score, and store it in the risk model as
+    ``detractor_weight`` / ``detractor_n``.
     """
-    days = min(horizon_days, fit.history_days // 3)
-    if days < MIN_BACKTEST_DAYS:
+    days = risk.backtest_days(fit.history_days, horizon_days)
+    if days is None:
         return
     cut = now - timedelta(days=days)
     before = _buyer_arrays(program, cut)
@@ -338,29 +354,94 @@ def _fit_risk(
     lapsed = ~np.isin(before.member_ids, np.fromiter(bought_after.distinct().iterator(), dtype=np.int64))
     if lapsed.all() or not lapsed.any():
         return
-    x_b, t_x_b, age_b = _model_inputs(before, cut.timestamp() / DAY)
+    customers = health_customers(program=program, data=before, now=cut)
     try:
-        cut_params = bgnbd.fit(x_b, t_x_b, age_b).params
-        model = risk.fit(cut_params, x_b, t_x_b, age_b, lapsed, horizon=days / WEEK_DAYS)
-        # The backtest's own score: lapse within its window (before any shift to the horizon).
-        in_sample = risk.lapse_probability(model, cut_params, x_b, t_x_b, age_b)
-        params = bgnbd.BGNBDParams(r=fit.r, alpha=fit.alpha, a=fit.a, b=fit.b)
-        x, t_x, age = _model_inputs(data, now.timestamp() / DAY)
-        if days < horizon_days:  # the backtest window was shorter: match the model's mean over the horizon
-            target = bgnbd.p_no_purchase(params, horizon_days / WEEK_DAYS, x, t_x, age).mean()
-            model = risk.calibrated_to(model, risk.linear_score(model, params, x, t_x, age), float(target))
+        backtest = risk.learn(customers, lapsed, window_days=days, horizon_days=horizon_days)
     except (ValueError, FloatingPointError, ArithmeticError):
         logger.warning("At-risk backtest failed for programme %s; using BG/NBD alone.", program.pk, exc_info=True)
         return
-    fit.risk_model = model.as_dict()
+    fit.risk_model = backtest.model.as_dict()
     if detractor_days > 0:
         detractor = np.isin(before.member_ids, _detractors_at(program, cut, detractor_days))
         if detractor.sum() >= MIN_DETRACTORS_TO_LEARN:
-            fit.risk_model["detractor_weight"] = round(risk.fit_offset(in_sample, detractor, lapsed), 4)
+            fit.risk_model["detractor_weight"] = round(risk.fit_offset(backtest.scores, detractor, lapsed), 4)
             fit.risk_model["detractor_n"] = int(detractor.sum())
     fit.backtest_days = days
-    fit.backtest_auc = metrics.roc_auc(lapsed.astype(int), in_sample)
-    fit.backtest_recency_auc = metrics.roc_auc(lapsed.astype(int), age_b - t_x_b)
+    fit.backtest_auc = backtest.auc
+    fit.backtest_recency_auc = backtest.recency_auc
+
+
+#: A survey answer (not a detractor's: those have their own weight) within this many days is the
+#: ``survey_answered`` feature of the at-risk score.
+SURVEY_FEATURE_DAYS = 180
+
+
+def health_customers(
+    *, program: Program, data: ChunkData, now: datetime, features: tuple[str, ...] | None = None
+) -> risk.Customers:
+    """The at-risk model's inputs for ``data``'s buyers as of ``now``: BG/NBD's (x, t_x, T) and the optional
+    features (``risk.OPTIONAL_FEATURES``) from the shop's own tables, one query per kind over the members'
+    id range. ``features``: only load what a fitted model uses (None: everything, for the weekly fit).
+    A shop without a kind of data gets zeros, and the fit leaves that feature out."""
+    buyers = data.buyers
+    ids = data.member_ids[buyers]
+    sub = ChunkData(*(getattr(data, f)[buyers] for f in ("member_ids", "first_day", "last_day", "orders", "days",
+                                                         "spent")))  # fmt: skip
+    x, t_x, age = _model_inputs(sub, now.timestamp() / DAY)
+    wanted = set(risk.OPTIONAL_FEATURES) | {"category"} if features is None else set(features)
+    if any(name.startswith(risk.CATEGORY_PREFIX) for name in wanted):
+        wanted.add("category")
+    extras: dict[str, np.ndarray] = {}
+    if not len(ids):
+        return risk.Customers(x, t_x, age, value=sub.spent)
+    lo, hi = int(ids.min()), int(ids.max())
+
+    def flags(member_ids) -> np.ndarray:
+        return np.isin(ids, np.fromiter(member_ids, dtype=np.int64))
+
+    if "category" in wanted:
+        firsts = dict(
+            Purchase.objects.filter(
+                program=program, member_id__gte=lo, member_id__lte=hi, status__in=COUNTED_STATUSES, occurred_at__lte=now
+            )
+            .exclude(category="")
+            .values("member_id")
+            .annotate(category=Min("category"))
+            .order_by()
+            .values_list("member_id", "category")
+        )
+        extras["category"] = np.array([firsts.get(i, "") for i in ids.tolist()], dtype=object)
+    if "used_code" in wanted:
+        used = Redemption.objects.filter(program=program, member_id__gte=lo, member_id__lte=hi, used_at__lte=now)
+        extras["used_code"] = flags(used.values_list("member_id", flat=True).distinct().order_by())
+    if "enrolled_before" in wanted:
+        joined = dict(Member.objects.filter(pk__range=(lo, hi)).values_list("pk", "joined_at"))
+        now_day = now.timestamp() / DAY
+        extras["enrolled_weeks"] = np.array(
+            [(now_day - joined[i].timestamp() / DAY) / WEEK_DAYS if joined.get(i) else np.nan for i in ids.tolist()]
+        )
+    email = [name for name in ("opened", "clicked", "unsubscribed") if name in wanted]
+    if email:
+        rows = (
+            Message.objects.filter(program=program, member_id__gte=lo, member_id__lte=hi)
+            .values("member_id")
+            .annotate(**{name: Count("pk", filter=Q(**{f"{name}_at__lte": now})) for name in email})
+            .order_by()
+        )
+        counts = {row["member_id"]: row for row in rows}
+        for name in email:
+            extras[name] = flags(i for i, row in counts.items() if row[name])
+    if "survey_answered" in wanted:
+        answered = SurveyResponse.objects.filter(  # detractors have their own learnt weight (fit_offset)
+            program=program,
+            is_detractor=False,
+            member_id__gte=lo,
+            member_id__lte=hi,
+            submitted_at__gt=now - timedelta(days=SURVEY_FEATURE_DAYS),
+            submitted_at__lte=now,
+        )
+        extras["survey_answered"] = flags(answered.values_list("member_id", flat=True).distinct().order_by())
+    return risk.Customers(x, t_x, age, value=sub.spent, **extras)
 
 
 def _fit_spend(fit: HealthModelFit, data: ChunkData, x: np.ndarray) -> None:
@@ -427,7 +508,13 @@ def health_refresh_range(*, run: HealthRun, lo: int, hi: int) -> int:
     data = _load_chunk(program, now, lo, hi, detractor_days=policy.detractor_days)
     if not len(data.member_ids):
         return 0
-    scores = _score(data, now=now, run=run, policy=policy)
+    customers = None
+    fit = run.fit
+    if fit is not None and fit.usable and fit.risk_model and data.buyers.any():
+        features = risk.RiskModel.from_dict(fit.risk_model).features
+        customers = health_customers(program=program, data=data, now=now, features=features)
+    with threadpool_limits(limits=BLAS_THREADS):
+        scores = _score(data, now=now, run=run, policy=policy, customers=customers)
     with transaction.atomic():
         moved_to_risk = _write(program=program, now=now, scores=scores)
     if moved_to_risk:
@@ -546,7 +633,9 @@ def detractor_weight_in_use(policy: HealthSettings, fit: HealthModelFit | None) 
     return DetractorWeight(setting)
 
 
-def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSettings) -> Scores:
+def _score(
+    data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSettings, customers: risk.Customers | None = None
+) -> Scores:
     now_day = now.timestamp() / DAY
     buyers = data.buyers
     cut = run.cutpoints
@@ -590,7 +679,10 @@ def _score(data: ChunkData, *, now: datetime, run: HealthRun, policy: HealthSett
         horizon_w = policy.horizon_days / WEEK_DAYS
         p_alive[idx] = bgnbd.p_alive(params, x, t_x, age_w)
         if fit.risk_model:
-            p_lapse[idx] = risk.lapse_probability(risk.RiskModel.from_dict(fit.risk_model), params, x, t_x, age_w)
+            if customers is None:
+                customers = risk.Customers(x, t_x, age_w, value=data.spent[idx])
+            model = risk.RiskModel.from_dict(fit.risk_model)
+            p_lapse[idx] = risk.lapse_probability(model, params, customers=customers)
         else:
             p_lapse[idx] = bgnbd.p_no_purchase(params, horizon_w, x, t_x, age_w)
         if detractor.any() and weight > 0:  # an unhappy customer is likelier to lapse: shift the log-odds
