@@ -79,7 +79,9 @@ def main() -> None:
 
     if connection.vendor != "postgresql":
         parser.error("the data generator is PostgreSQL SQL: set DATABASE_URL=postgres://...")
-    with throwaway_database("bench_health_refresh"):
+    from threadpoolctl import threadpool_limits
+
+    with throwaway_database("bench_health_refresh"), threadpool_limits(limits=1):  # one BLAS thread, as the tasks
         run(args)
 
 
@@ -225,14 +227,14 @@ def generate(*, program_id: int, members: int, purchases: int, years: float, see
             "purchases",
             f"""
             INSERT INTO loyalty_purchase (program_id, member_id, email, order_reference, amount, refunded_amount,
-                                          currency, status, points_earned, points_reversed, occurred_at)
+                                          currency, status, points_earned, points_reversed, occurred_at, category)
             SELECT %(program)s, member_id, email, ref, amount,
                    CASE WHEN s < 0.955 THEN 0
                         WHEN s < 0.975 THEN round(amount * (0.1 + 0.8 * s2)::numeric, 2)
                         ELSE amount END,
                    'EUR',
                    CASE WHEN s < 0.955 THEN 'paid' WHEN s < 0.975 THEN 'partially_refunded' ELSE 'refunded' END,
-                   0, 0, occurred_at
+                   0, 0, occurred_at, ''
               FROM (SELECT b.member_id, b.email, 'BR' || b.seq || '-' || k AS ref,
                            GREATEST(round((b.aov * exp(0.35 * {NORMAL}))::numeric, 2), 1.00) AS amount,
                            random() AS s, random() AS s2,
@@ -264,10 +266,10 @@ def add_day_of_purchases(*, program_id: int, day: datetime, count: int) -> None:
         cursor.execute(
             f"""
             INSERT INTO loyalty_purchase (program_id, member_id, email, order_reference, amount, refunded_amount,
-                                          currency, status, points_earned, points_reversed, occurred_at)
+                                          currency, status, points_earned, points_reversed, occurred_at, category)
             SELECT %(program)s, member_id, email, 'BD' || %(tag)s || '-' || row_number() OVER (),
                    GREATEST(round((aov * exp(0.35 * {NORMAL}))::numeric, 2), 1.00), 0, 'EUR', 'paid', 0, 0,
-                   %(day)s - random() * interval '1 day'
+                   %(day)s - random() * interval '1 day', ''
               FROM (SELECT member_id, email, aov FROM bench_buyers ORDER BY random() LIMIT %(count)s) b
             """,
             {"program": program_id, "tag": day.strftime("%Y%m%d"), "day": day, "count": count},
