@@ -20,7 +20,7 @@ from loyalty.services.health import health_fit_model, health_refresh, health_set
 
 pytest.importorskip("lifetimes")
 
-from bench.at_risk_quality import load_cdnow, score_cut  # noqa: E402
+from bench.at_risk_quality import load_cdnow, score_cut
 
 CUT = "1997-09-30"
 
