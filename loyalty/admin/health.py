@@ -11,10 +11,142 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import selectors
+from ..health import risk
 from ..health.rfm import DEFAULT_GRID, validate_grid
 from ..models import CustomerHealth, HealthModelFit, HealthRun, HealthSettings, Segment, SegmentChange
 from ..services.health import MIN_DETRACTORS_TO_LEARN, detractor_weight_in_use, health_refresh
 from .base import ReadOnlyMixin, _member_link, _percent
+from .dashboard import _svg_open
+
+FEATURE_LABELS = {
+    "intercept": _("intercept"),
+    "lapse_logit": _("BG/NBD lapse log-odds"),
+    "one_time": _("one-time buyer"),
+    "log_weeks_since_last": _("log weeks since the last order"),
+    "log_repeat": _("log repeat purchases"),
+    "first_value": _("one-time buyers: log order value"),
+    "used_code": _("one-time buyers: used a loyalty reward code"),
+    "enrolled_before": _("one-time buyers: log weeks enrolled before the first order"),
+    "opened": _("opened a campaign email"),
+    "clicked": _("clicked a campaign email"),
+    "unsubscribed": _("unsubscribed from a campaign email"),
+    "survey_answered": _("answered a survey recently (not as a detractor)"),
+}
+
+
+def feature_label(name: str) -> str:
+    if name.startswith(risk.CATEGORY_PREFIX):
+        return _("one-time buyers: order in category %(category)s") % {"category": name[len(risk.CATEGORY_PREFIX) :]}
+    return str(FEATURE_LABELS.get(name, name))
+
+
+def reliability_svg(curve, *, chart_id: str = "reliability") -> str:
+    """Predicted vs observed lapse by decile of the backtest's prediction, with the diagonal of perfect
+    calibration: a small server-side SVG (no script), readable by screen readers through its title."""
+    size, pad = 220, 34
+    plot = size - 2 * pad
+
+    def xy(p: float, o: float) -> tuple[str, str]:
+        return f"{pad + plot * p:.1f}", f"{size - pad - plot * o:.1f}"
+
+    parts = [
+        _svg_open(
+            chart_id=chart_id,
+            title=_("Reliability of the at-risk score in the backtest"),
+            description=_("Predicted against observed lapse rate for each tenth of customers; the dashed diagonal is "
+                          "perfect calibration."),  # fmt: skip
+            width=size,
+            height=size,
+            css="ld-reliability",
+        ),
+        format_html(
+            '<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#999"></rect>'
+            '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4 3"></line>',
+            pad, pad, plot, plot, pad, size - pad, size - pad, pad,
+        ),  # fmt: skip
+    ]
+    for tick in (0, 0.5, 1):
+        x, _y = xy(tick, 0)
+        _x, y = xy(0, tick)
+        parts.append(
+            format_html(
+                '<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>'
+                '<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>',
+                x, size - pad + 13, f"{tick:.0%}", pad - 4, float(y) + 3, f"{tick:.0%}",
+            )  # fmt: skip
+        )
+    parts.append(
+        format_html(
+            '<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>'
+            '<text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>',
+            size / 2, size - 4, _("predicted lapse"), size / 2, size / 2, _("observed lapse"),
+        )  # fmt: skip
+    )
+    points = [xy(p, o) for p, o, _n in curve]
+    if points:
+        parts.append(
+            format_html(
+                '<polyline points="{}" fill="none" stroke="#417690" stroke-width="1.5"></polyline>',
+                " ".join(f"{x},{y}" for x, y in points),
+            )
+        )
+    for i, ((p, o, n), (x, y)) in enumerate(zip(curve, points, strict=True), start=1):
+        parts.append(
+            format_html(
+                '<circle cx="{}" cy="{}" r="3.5" fill="#417690"><title>{}</title></circle>',
+                x,
+                y,
+                _("tenth %(i)s: predicted %(p)s, observed %(o)s, %(n)s customers")
+                % {"i": i, "p": f"{p:.1%}", "o": f"{o:.1%}", "n": f"{n:,}"},
+            )
+        )
+    parts.append(mark_safe("</svg>"))
+    return mark_safe("".join(str(part) for part in parts))
+
+
+def backtest_html(fit: HealthModelFit | None) -> str:
+    """The at-risk model learnt by the fit's backtest: AUC and calibration error, reliability curve, weights."""
+    if fit is None or not fit.usable or not fit.risk_model:
+        return _("No backtest yet: the at-risk score is the purchase model's lapse probability alone.")
+    model = risk.RiskModel.from_dict(fit.risk_model)
+    if model.ece is None:
+        return format_html(
+            _("At-risk score learnt from the last {} days: ROC AUC {} there (recency alone: {})."),
+            fit.backtest_days,
+            f"{fit.backtest_auc:.3f}",
+            f"{fit.backtest_recency_auc:.3f}",
+        )
+    window_days = round(model.horizon * 7)
+    horizon_days = round((model.target or model.horizon) * 7)
+    if horizon_days > window_days:
+        reach = format_html(
+            _("The history allows a {}-day backtest; the purchase model carries the score on to the {}-day horizon."),
+            window_days,
+            horizon_days,
+        )
+    else:
+        reach = format_html(_("The backtest covers the whole {}-day horizon."), horizon_days)
+    rows = format_html_join(
+        "", "<tr><td>{}</td><td style=\"text-align:right\">{}</td></tr>",
+        ((feature_label(name), f"{weight:+.3f}") for name, weight in model.named_weights),
+    )  # fmt: skip
+    return format_html(
+        '<p>{} {}</p><div style="display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start">{}'
+        "<table><caption>{}</caption><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table></div>",
+        format_html(
+            _("Backtest over {} days: ROC AUC {} (recency alone: {}), expected calibration error {} points."),
+            window_days,
+            f"{fit.backtest_auc:.3f}",
+            f"{fit.backtest_recency_auc:.3f}",
+            f"{model.ece:.1f}",
+        ),
+        reach,
+        reliability_svg(model.reliability, chart_id=f"reliability-{fit.pk or 0}"),
+        _("Learnt weights (log-odds of lapsing; features this shop's data supports)"),
+        _("feature"),
+        _("weight"),
+        rows,
+    )
 
 
 def detractor_weight_html(policy: HealthSettings | None, fit: HealthModelFit | None) -> str:
@@ -119,9 +251,9 @@ class HealthSettingsAdmin(admin.ModelAdmin):
     form = HealthSettingsForm
     list_display = ["program", "horizon_days", "lapse_threshold", "gap_factor", "min_orders", "model_state", "flagged"]
     list_select_related = ["program"]
-    readonly_fields = ["model_status", "what_it_flags", "grid_table"]
+    readonly_fields = ["model_status", "backtest", "what_it_flags", "grid_table"]
     fieldsets = [
-        (None, {"fields": ["program", "model_status"]}),
+        (None, {"fields": ["program", "model_status", "backtest"]}),
         (
             _("At risk"),
             {
@@ -175,6 +307,10 @@ class HealthSettingsAdmin(admin.ModelAdmin):
     @admin.display(description=_("who scores the members"))
     def model_status(self, obj: HealthSettings) -> str:
         return model_status_html(obj.program, obj) if obj and obj.pk else "–"
+
+    @admin.display(description=_("at-risk score"))
+    def backtest(self, obj: HealthSettings) -> str:
+        return backtest_html(selectors.latest_health_fit(program=obj.program)) if obj and obj.pk else "–"
 
     @admin.display(description=_("what these thresholds flag"))
     def what_it_flags(self, obj: HealthSettings) -> str:
@@ -338,15 +474,26 @@ class HealthModelFitAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "params",
         "log_likelihood",
         "auc",
+        "ece",
         "detractor_weight",
         "secs",
     ]
     list_filter = ["program", "status"]
     date_hierarchy = "fitted_at"
+    readonly_fields = ["backtest"]
 
     @admin.display(description=_("backtest ROC AUC"))
     def auc(self, obj: HealthModelFit) -> str:
         return "–" if obj.backtest_auc is None else f"{obj.backtest_auc:.3f}"
+
+    @admin.display(description=_("calibration error (points)"))
+    def ece(self, obj: HealthModelFit) -> str:
+        ece = (obj.risk_model or {}).get("ece")
+        return "–" if ece is None else f"{ece:.1f}"
+
+    @admin.display(description=_("at-risk score"))
+    def backtest(self, obj: HealthModelFit) -> str:
+        return backtest_html(obj)
 
     @admin.display(description=_("learnt detractor weight"))
     def detractor_weight(self, obj: HealthModelFit) -> str:

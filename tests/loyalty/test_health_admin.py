@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from loyalty.models import HealthSettings
+from loyalty.models import HealthModelFit, HealthSettings
 from loyalty.services.health import health_refresh, health_settings_for
 from tests.loyalty.test_health_refresh import NOW, _simulated_history, buyer, five_buyers
 
@@ -107,3 +107,25 @@ def test_with_the_model_the_settings_page_shows_the_share_each_threshold_flags(a
     assert "lapse threshold" in page and "<strong>0.700</strong>" in page
     listing = admin_client.get(reverse("admin:loyalty_customerhealth_changelist")).content.decode()
     assert "Not enough history" not in listing
+
+
+def test_admin_shows_the_backtest_reliability_curve_calibration_error_and_learnt_weights(admin_client, program):
+    policy = health_settings_for(program)
+    policy.min_buyers_for_model, policy.min_frequent_buyers = 100, 10
+    policy.save()
+    _simulated_history(program, 150, np.random.default_rng(7), NOW)
+    health_refresh(program=program, now=NOW)
+    fit = HealthModelFit.objects.get(program=program)
+    ece = fit.risk_model["ece"]
+
+    for url in (
+        reverse("admin:loyalty_healthsettings_change", args=[policy.pk]),
+        reverse("admin:loyalty_healthmodelfit_change", args=[fit.pk]),
+    ):
+        page = admin_client.get(url).content.decode()
+        assert f"expected calibration error {ece:.1f} points" in page
+        assert page.count('<circle cx="') == len(fit.risk_model["reliability"]) == 10  # one point per tenth
+        assert "<title id=\"reliability-" in page and "perfect calibration" in page
+        assert "log weeks since the last order" in page  # the learnt weights, by name
+    listing = admin_client.get(reverse("admin:loyalty_healthmodelfit_changelist")).content.decode()
+    assert "Calibration error (points)" in listing and f"{ece:.1f}" in listing
