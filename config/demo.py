@@ -216,13 +216,16 @@ def _free_port() -> int:
 def prepare_database(*, seed: int) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
+    from django.utils import timezone
 
     from config.demo_programme import create_demo_programme, ensure_demo_survey, seed_demo_survey_answers
-    from loyalty.models import Program
+    from loyalty.models import Member, Program
+    from loyalty.receivers import get_adapter
     from loyalty.services import points_expire_due
+    from loyalty.services.backfill import orders_backfill
     from loyalty.services.rewards import redemptions_expire_due
     from loyalty.services.tiers import tiers_recompute
-    from shop.demo_data import load_demo_data
+    from shop.demo_data import CROWD_PREFIX, load_demo_crowd, load_demo_data
 
     call_command("migrate", interactive=False, verbosity=1)
 
@@ -237,6 +240,19 @@ def prepare_database(*, seed: int) -> None:
         say("Created the loyalty programme Bottega Rewards (tiers, bonuses, rewards, a double-points weekend).")
 
     load_demo_data(seed=seed, stdout=sys.stdout)
+    # Enough customers for the purchase model: a crowd of past customers, imported the way a shop
+    # imports its history when it installs loyalty (the backfill), not replayed order by order. Their
+    # orders predate the programme: purchases only, no points, and no marketing consent given.
+    if load_demo_crowd(seed=seed, stdout=sys.stdout):
+        for program in Program.objects.filter(slug="rewards"):
+            result = orders_backfill(orders=get_adapter().iter_historical_orders(), program=program, award_points=False)
+            Member.objects.filter(program=program, user__orders__number__startswith=CROWD_PREFIX).update(
+                marketing_consent=False, consent_changed_at=timezone.now()
+            )
+            say(
+                f"Backfill: {result.imported} past orders imported into {program} as purchases "
+                f"({result.enrolled} customers enrolled) in {result.seconds:.1f} s."
+            )
     # Two years of history: lots older than the points lifetime lapse now, as the nightly
     # beat task would have done had the shop been running all along.
     tiers_recompute()  # downgrades due after two years of history, as the nightly task would have done

@@ -28,6 +28,7 @@ from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, TextIO
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
@@ -35,7 +36,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from . import services
-from .models import Order, Product
+from .models import Order, OrderLine, Product
 
 DEMO_PASSWORD = "demo1234"
 DEMO_CUSTOMER_EMAIL = "anna@example.com"
@@ -463,3 +464,87 @@ def _place(plan: _Plan) -> None:
     # A guest-then-member's early orders are placed before the account exists: guest orders.
     user = customer.user if customer.joined is not None and customer.joined <= plan.placed else None
     plan.order = services.place_order(items=plan.items, user=user, email=customer.email, at=plan.placed)
+
+
+#: The crowd of past customers that makes the demo big enough for the purchase model (docs/health.md).
+CROWD_CUSTOMERS = 650
+CROWD_PREFIX = "C"  # order numbers of the crowd's orders: C000001...
+
+
+def load_demo_crowd(
+    *, customers: int = CROWD_CUSTOMERS, seed: int = 7, now: datetime | None = None, stdout: TextIO | None = None
+) -> int:
+    """Past customers in bulk: ``customers`` registered buyers whose paid orders span the two years of history,
+    written straight to the shop's tables (a shop's past, before loyalty was installed: no signals; loyalty
+    imports them with its backfill). Each buys at their own rate and, after each order, may stop for good
+    (the purchase model's world: most buy once, a few often). Returns the orders created: none when the crowd
+    is there already.
+    """
+    if Order.objects.filter(number__startswith=CROWD_PREFIX).exists():
+        return 0
+    started = time.monotonic()
+    now = now or timezone.now()
+    rng = random.Random(seed + 1000)
+    generator = _Generator(rng=rng, now=now)
+    generator.used_emails.update(User.objects.values_list("email", flat=True))
+    products = list(Product.objects.filter(is_active=True).order_by("pk"))
+    if not products:
+        return 0
+    password = make_password(DEMO_PASSWORD)
+    elapsed = HISTORY_DAYS - 1.0
+    users, plans = [], []  # plans: (user index, paid at, [(product, quantity)])
+    for index in range(customers):
+        first, last = generator.person()
+        email = generator.email_for(first, last)
+        start = rng.uniform(0, elapsed - 3)
+        rate = rng.gammavariate(0.8, 1 / 30)  # orders per day while active: a mean gap of about 5 weeks
+        dropout = rng.betavariate(1.2, 2.5)  # chance of stopping after each order
+        day, days = start, []
+        while day < elapsed:
+            days.append(day)
+            if rng.random() < dropout:
+                break
+            day += rng.expovariate(max(rate, 1e-4))
+        joined = generator.start + timedelta(days=start - rng.uniform(0, 20))
+        users.append(User(username=email, email=email, first_name=first, last_name=last, password=password,
+                          date_joined=joined))  # fmt: skip
+        for day in days:
+            items = {}
+            for _ in range(rng.choices([1, 2, 3], weights=[50, 35, 15])[0]):
+                items[rng.choice(products)] = rng.choices([1, 2], weights=[80, 20])[0]
+            plans.append((index, generator.at_offset(day), items))
+    with transaction.atomic():
+        users = User.objects.bulk_create(users)
+        orders = []
+        for number, (index, placed, items) in enumerate(plans, start=1):
+            user = users[index]
+            total = sum((product.price * quantity for product, quantity in items.items()), Decimal("0.00"))
+            paid = placed + timedelta(minutes=rng.randint(1, 30))
+            orders.append(
+                Order(
+                    number=f"{CROWD_PREFIX}{number:06d}",
+                    user=user,
+                    email=user.email,
+                    currency=settings.SHOP_CURRENCY,
+                    status=Order.Status.PAID,
+                    total=total,
+                    created_at=placed,
+                    paid_at=paid,
+                )
+            )
+        orders = Order.objects.bulk_create(orders, batch_size=1000)
+        OrderLine.objects.bulk_create(
+            [
+                OrderLine(order=order, product=product, product_name=product.name, unit_price=product.price,
+                          quantity=quantity)  # fmt: skip
+                for order, (_index, _placed, items) in zip(orders, plans, strict=True)
+                for product, quantity in items.items()
+            ],
+            batch_size=2000,
+        )
+    if stdout is not None:
+        stdout.write(
+            f"Past customers loaded in {time.monotonic() - started:.1f} s: {len(users)} customers, {len(orders)} paid "
+            "orders over two years (written as history: loyalty imports them with its backfill).\n"
+        )
+    return len(orders)
