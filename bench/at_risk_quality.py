@@ -16,10 +16,12 @@ For each data set the model is fitted on a calibration period and judged on the 
 
 "Lapsed" means no purchase in the holdout. Scores compared (higher = more at risk):
 
-- at-risk (ours): the score the nightly refresh uses (``loyalty.health.risk``): BG/NBD's lapse probability
-  sharpened by a backtest inside the calibration period (cut h days before its end, h = the holdout length
-  or a third of the period if shorter; fit BG/NBD before the cut; learn a small logistic regression on who
-  bought nothing after it), intercept-shifted to BG/NBD's own mean lapse over the holdout length;
+- at-risk (ours): the score a shop stores, computed by the same functions the weekly fit and the nightly
+  refresh call (``score_cut``: ``risk.backtest_days``, ``risk.learn``, ``risk.lapse_probability``): BG/NBD's
+  lapse probability sharpened and calibrated by a backtest inside the calibration period (cut w days before
+  its end, w = the holdout length when 60 days stay before the cut; fit BG/NBD before the cut; a logistic
+  regression on who bought nothing after it, with the first order's value; Platt calibration on out-of-fold
+  scores), carried to the holdout length by BG/NBD's ratio when w is shorter;
 - BG/NBD P(no purchase): ``p_no_purchase`` over the holdout length on its own, a calibrated probability;
 - -E[purchases]: BG/NBD's conditional expected purchases over the holdout, fewest first;
 - recency: weeks since the last purchase at the end of calibration (``T - t_x``);
@@ -40,6 +42,10 @@ weekly fit learns from its backtest with the production function ``risk.fit_offs
 ``risk.MIN_DETRACTORS_TO_LEARN`` detractors). It shows how the score responds; the numbers depend entirely on the
 made-up effect sizes.
 Finally a synthetic population of 1,000,000 customers drawn from the master fit times fitting and scoring.
+
+``--all-cuts`` instead scores the master at every month end from 1997-03-31 to 1998-03-31, with the horizon
+equal to the rest of the holdout and with a fixed 90 days, and prints one table row per cut and a summary line
+(docs/health.md, "Every calibration cut"). Everything runs with one BLAS thread (threadpoolctl).
 """
 
 from __future__ import annotations
@@ -486,12 +492,14 @@ def feedback_report(
     now = feedback_summary(world, calibration, calibration + holdout, memory)
     cut = feedback_summary(world, calibration - holdout, calibration, memory)  # the nightly fit's backtest
     params = bgnbd.fit(now["x"], now["t_x"], now["T"]).params
-    cut_params = bgnbd.fit(cut["x"], cut["t_x"], cut["T"]).params
-    model = risk.fit(cut_params, cut["x"], cut["t_x"], cut["T"], cut["lapsed"], horizon=holdout)
-    base = risk.lapse_probability(model, params, now["x"], now["t_x"], now["T"])
+    window = int(round(holdout * WEEK))  # the weekly fit's backtest and score: risk.learn, risk.lapse_probability
+    backtest = risk.learn(
+        risk.Customers(cut["x"], cut["t_x"], cut["T"]), cut["lapsed"], window_days=window, horizon_days=window
+    )
+    base = risk.lapse_probability(backtest.model, params, customers=risk.Customers(now["x"], now["t_x"], now["T"]))
     # The weight the weekly fit learns from this backtest: the one-parameter logistic offset for
     # detractors on top of the backtest's own score (``risk.fit_offset``, the production function).
-    cut_base = risk.lapse_probability(model, cut_params, cut["x"], cut["t_x"], cut["T"])
+    cut_base = backtest.scores
     n_learn = int(cut["detractor"].sum())
     learnt = (
         risk.fit_offset(cut_base, cut["detractor"], cut["lapsed"]) if n_learn >= risk.MIN_DETRACTORS_TO_LEARN else None
