@@ -43,7 +43,7 @@ def feature_label(name: str) -> str:
 def reliability_svg(curve, *, chart_id: str = "reliability") -> str:
     """Predicted vs observed lapse by decile of the backtest's prediction, with the diagonal of perfect
     calibration: a small server-side SVG (no script), readable by screen readers through its title."""
-    size, pad = 220, 34
+    size, pad = 230, 40
     plot = size - 2 * pad
 
     def xy(p: float, o: float) -> tuple[str, str]:
@@ -78,7 +78,7 @@ def reliability_svg(curve, *, chart_id: str = "reliability") -> str:
     parts.append(
         format_html(
             '<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>'
-            '<text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>',
+            '<text x="10" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 10 {})">{}</text>',
             size / 2, size - 4, _("predicted lapse"), size / 2, size / 2, _("observed lapse"),
         )  # fmt: skip
     )
@@ -131,7 +131,8 @@ def backtest_html(fit: HealthModelFit | None) -> str:
         ((feature_label(name), f"{weight:+.3f}") for name, weight in model.named_weights),
     )  # fmt: skip
     return format_html(
-        '<p>{} {}</p><div style="display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start">{}'
+        '<p>{} {}</p><div style="display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start">'
+        '<div style="width:230px;flex:none">{}</div>'
         "<table><caption>{}</caption><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table></div>",
         format_html(
             _("Backtest over {} days: ROC AUC {} (recency alone: {}), expected calibration error {} points."),
