@@ -414,12 +414,20 @@ def health_customers(
     if "used_code" in wanted:
         used = Redemption.objects.filter(program=program, member_id__gte=lo, member_id__lte=hi, used_at__lte=now)
         extras["used_code"] = flags(used.values_list("member_id", flat=True).distinct().order_by())
-    if "enrolled_before" in wanted:
-        joined = dict(Member.objects.filter(pk__range=(lo, hi)).values_list("pk", "joined_at"))
+    if "enrolled_before" in wanted:  # epoch days straight from SQL: no datetime object per member
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, {_epoch_days('joined_at')} FROM {Member._meta.db_table}"
+                " WHERE id BETWEEN %s AND %s ORDER BY id",
+                [lo, hi],
+            )
+            rows = cursor.fetchall()
+        member_ids = np.array([row[0] for row in rows], dtype=np.int64)
+        joined_day = np.array([np.nan if row[1] is None else float(row[1]) for row in rows])
+        at = np.minimum(np.searchsorted(member_ids, ids), max(len(member_ids) - 1, 0))
+        known = (member_ids[at] == ids) if len(member_ids) else np.zeros(len(ids), dtype=bool)
         now_day = now.timestamp() / DAY
-        extras["enrolled_weeks"] = np.array(
-            [(now_day - joined[i].timestamp() / DAY) / WEEK_DAYS if joined.get(i) else np.nan for i in ids.tolist()]
-        )
+        extras["enrolled_weeks"] = np.where(known, (now_day - joined_day[at]) / WEEK_DAYS, np.nan)
     email = [name for name in ("opened", "clicked", "unsubscribed") if name in wanted]
     if email:
         rows = (

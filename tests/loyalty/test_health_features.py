@@ -103,6 +103,9 @@ def test_health_customers_reads_each_kind_of_data_for_the_members(program, model
         assert customers.opened[index[member.pk]] == 1 and customers.clicked[index[member.pk]] == 0
         assert customers.category[index[member.pk]] == "wine"
     assert customers.opened.sum() == 3 and customers.used_code.sum() == 0 and customers.survey_answered.sum() == 0
+    joined = opened[0].joined_at
+    expected = (NOW - joined).total_seconds() / 86400 / 7
+    assert customers.enrolled_weeks[index[opened[0].pk]] == pytest.approx(expected, abs=1e-6)
     earlier = CUT - timedelta(days=40)
     before = health_customers(program=program, data=_buyer_arrays(program, earlier), now=earlier)
     assert before.opened.sum() == 0  # the emails were opened after that moment
