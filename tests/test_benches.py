@@ -69,7 +69,4 @@ def test_award_overhead_bench_runs():
     out = run_bench("award_overhead", "--orders", "20", "--requests", "10", "--customers", "10", "--rounds", "2")
     assert "ratio" in out
 
-
-def test_email_dispatch_bench_runs():
-    out = run_bench("email_dispatch", "--messages", "100", "--baseline", "20", "--smtp", "20")
-    assert "emails" in out
+# bench/email_dispatch.py: tests/test_bench_email_dispatch.py
