@@ -28,12 +28,15 @@ The last two lines are machine-readable::
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The project has no secret key default without DEBUG (on here it would slow every query down).
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("LOYALTY_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "False")
 

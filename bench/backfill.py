@@ -22,6 +22,7 @@ with DEBUG off, as production does. Target: 1,000,000 historical orders in under
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -32,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.throwaway import throwaway_database
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The project has no secret key default without DEBUG (on here it would slow every query down).
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("LOYALTY_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "False")
 

@@ -42,6 +42,7 @@ and runs with DEBUG off, as production does. Target: a refresh of 1,000,000 memb
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -52,6 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.throwaway import throwaway_database
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The project has no secret key default without DEBUG (on here it would slow every query down).
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("LOYALTY_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "False")
 

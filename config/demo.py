@@ -392,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(VAR_DIR / "emails", ignore_errors=True)  # this run's emails only
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        # The demo is a development run: DEBUG on (the project's default is off), which also gives
+        # it a random secret key of its own (var/secret_key) unless SECRET_KEY is set.
+        os.environ.setdefault("DEBUG", "1")
         import django
 
         django.setup()

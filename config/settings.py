@@ -1,14 +1,20 @@
 """Settings of the demo shop project, read from the environment with django-environ.
 
-Everything has a default that runs on a fresh machine (SQLite, a bundled broker started by
-``scripts/demo``); ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and Redis.
+Safe by default: ``DEBUG`` is off unless the environment turns it on (``scripts/demo`` and the
+tests do), and without ``DEBUG`` there is no secret key default: ``SECRET_KEY`` must be set or
+the project refuses to start. Everything else has a default that runs on a fresh machine
+(SQLite, a bundled broker started by ``scripts/demo``); ``DATABASE_URL`` and ``REDIS_URL`` switch
+to PostgreSQL and Redis (and ``REDIS_URL`` also holds the shared cache). The variables of a
+production deployment are listed in docs/install.md.
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import django
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from loyalty.schedules import beat_schedule
 
@@ -19,9 +25,45 @@ VAR_DIR.mkdir(exist_ok=True)
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env("SECRET_KEY", default="demo-only-insecure-key-change-me-in-production-0123456789")
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _development_secret_key() -> str:
+    """With DEBUG on and no SECRET_KEY: a random key made once for this checkout (var/secret_key),
+    so the demo's web server and worker sign links alike and nobody else knows the key."""
+    path = VAR_DIR / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = env("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set and DEBUG is off. Set SECRET_KEY to a long random value, e.g. "
+            "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+            "or set DEBUG=1 for a local development run (docs/install.md)."
+        )
+    SECRET_KEY = _development_secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+# HTTPS: on by default without DEBUG (docs/install.md). Behind a proxy that ends TLS, set
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO so Django knows the request was secure.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if env("SECURE_PROXY_SSL_HEADER", default=""):
+    SECURE_PROXY_SSL_HEADER = (env("SECURE_PROXY_SSL_HEADER"), "https")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     # Above django.contrib.admin: loyalty's admin/index.html adds the dashboard card to the admin home.
@@ -118,8 +160,24 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="shop@example.com")
 SHOP_NAME = env("SHOP_NAME", default="Bottega Verde")
 SHOP_CURRENCY = env("SHOP_CURRENCY", default="EUR")
 
-# --- Celery -----------------------------------------------------------------------------
+# --- Cache ------------------------------------------------------------------------------
+# Throttles (the API's redeem limit) count in the cache: it must be shared by every web process.
+# CACHE_URL, else REDIS_URL: Redis; neither: a per-process memory cache, which the check
+# loyalty.W004 reports when DEBUG is off.
 REDIS_URL = env("REDIS_URL", default="")
+CACHE_URL = env("CACHE_URL", default=REDIS_URL)
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="shop"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery -----------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

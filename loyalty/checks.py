@@ -126,6 +126,41 @@ def check_reward_codes(app_configs=None, **kwargs):
     return []
 
 
+#: Secret keys that were published (the demo project's former default): anyone can sign with them.
+PUBLIC_SECRET_KEYS = frozenset({"demo-only-insecure-key-change-me-in-production-0123456789"})
+#: Django's own recommendation (``security.W009``): at least 50 characters, at least 5 different ones.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+
+
+@register(Tags.security)
+def check_secret_key(app_configs=None, **kwargs):
+    """Every loyalty link (unsubscribe, survey, guest claim, tracking) is signed with SECRET_KEY:
+    a known or short key lets anyone forge them. An error on every run, not only with --deploy."""
+    from django.conf import settings
+
+    key = str(getattr(settings, "SECRET_KEY", "") or "")
+    if key in PUBLIC_SECRET_KEYS:
+        return [
+            Error(
+                "SECRET_KEY is the demo project's published key: anyone can forge loyalty's signed links "
+                "(unsubscribe, survey, guest claim) with it.",
+                hint="Set SECRET_KEY to a new random value (docs/install.md).",
+                id="loyalty.E007",
+            )
+        ]
+    if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return [
+            Error(
+                f"SECRET_KEY has {len(key)} characters ({len(set(key))} different): loyalty's signed links need "
+                f"at least {SECRET_KEY_MIN_LENGTH} characters and {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones.",
+                hint="Set SECRET_KEY to a long random value, e.g. secrets.token_urlsafe(50) (docs/install.md).",
+                id="loyalty.E008",
+            )
+        ]
+    return []
+
+
 # Broker URL schemes and the client library each needs (the worker dies on start without it).
 BROKER_CLIENTS = {
     "redis": ("redis", '"django-loyalty-engine[redis]" (or "celery[redis]")'),
@@ -272,6 +307,33 @@ def static_problems(*, staticfiles_installed: bool, static_url: str | None) -> l
                 "STATIC_URL is not set: the account panel cannot link loyalty/loyalty.css.",
                 hint='Add STATIC_URL = "static/" to settings.py.',
                 id="loyalty.W006",
+            )
+        ]
+    return []
+
+
+#: Cache backends whose counts live in one process (or nowhere): each web process throttles alone.
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@register(Tags.caches)
+def check_throttle_cache(app_configs=None, **kwargs):
+    """The API's redeem throttle counts in the default cache: per process, N workers allow N times the rate."""
+    from django.conf import settings
+
+    if settings.DEBUG:
+        return []
+    backend = (getattr(settings, "CACHES", {}) or {}).get("default", {}).get("BACKEND", "")
+    if backend in PER_PROCESS_CACHES:
+        return [
+            Warning(
+                f"The default cache is {backend.rsplit('.', 1)[-1]}: each web process counts the API's throttles "
+                "(the redeem limit) on its own, so several processes allow several times the rate.",
+                hint="Use a shared cache (Redis: set REDIS_URL or CACHE_URL in the demo project; docs/install.md).",
+                id="loyalty.W008",
             )
         ]
     return []

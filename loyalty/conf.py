@@ -69,7 +69,11 @@ Defaults, with what each key does:
 ``SUPPORT_ADJUST_LIMIT`` (``500``)
     The most points (absolute value) staff without the loyalty manager capability
     (``loyalty.change_program``) may move in one adjustment in admin, and the most points a
-    reward they issue free may cost. ``None``: no limit. See docs/staff.md.
+    reward they issue free may cost. ``None``: no limit. Enforced by the services
+    (``loyalty.services.staff``), so admin, API and code alike meet it. See docs/staff.md.
+``SUPPORT_DAILY_ADJUST_LIMIT`` (``2000``)
+    The most points (sum of absolute values) one such staff user may move in adjustments per
+    day (since midnight in ``TIME_ZONE``). ``None``: no daily limit. Loyalty managers have none.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ DEFAULTS: dict[str, Any] = {
     "EMAIL_LEASE_SECONDS": 300,
     "EMAIL_EXPIRE_HOURS": 72,
     "SUPPORT_ADJUST_LIMIT": 500,
+    "SUPPORT_DAILY_ADJUST_LIMIT": 2000,
 }
 
 IMPORT_STRINGS = {"ADAPTER"}

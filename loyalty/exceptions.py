@@ -70,3 +70,27 @@ class CodeRefused(LoyaltyError):
     ``wrong_currency``, ``wrong_customer``, ``product_not_in_order``."""
 
     code = "code_refused"
+
+
+class StaffPolicyRefused(LoyaltyError):
+    """Staff may not do this (``services.staff``): the API answers 403 with the code."""
+
+    code = "staff_policy_refused"
+
+
+class OwnMembership(StaffPolicyRefused):
+    """Staff adjust or give rewards to other people's memberships, never to their own."""
+
+    code = "own_membership"
+
+
+class AdjustLimitExceeded(StaffPolicyRefused):
+    """More points in one adjustment (or a free reward worth more) than a support agent may move."""
+
+    code = "adjust_limit_exceeded"
+
+
+class DailyAdjustLimitExceeded(StaffPolicyRefused):
+    """The adjustment would take the support agent's total of the day past ``SUPPORT_DAILY_ADJUST_LIMIT``."""
+
+    code = "daily_adjust_limit_exceeded"

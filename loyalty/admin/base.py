@@ -34,6 +34,7 @@ from ..models import (
     TierChange,
 )
 from ..services.privacy import member_is_erased
+from ..services.staff import staff_adjust_limit, staff_is_manager
 from .exports import LedgerExportMixin, MemberExportMixin
 
 #: How much of a member's history their change page shows (each list is one bounded query).
@@ -47,17 +48,13 @@ MEMBER_SEARCH = ["member__user__email", "member__user__first_name", "member__use
 
 
 def is_loyalty_manager(user) -> bool:
-    """The "loyalty manager" capability: may change programmes (so superusers too).
-
-    Managers adjust points and issue rewards without a limit; other staff who may change
-    members (support agents) are held to ``LOYALTY["SUPPORT_ADJUST_LIMIT"]``.
-    """
-    return user.has_perm("loyalty.change_program")
+    """The "loyalty manager" capability (``services.staff.staff_is_manager``): may change programmes."""
+    return staff_is_manager(user)
 
 
 def adjust_limit_for(user) -> int | None:
-    """The most points ``user`` may move in one adjustment (``None``: no limit)."""
-    return None if is_loyalty_manager(user) else loyalty_settings.SUPPORT_ADJUST_LIMIT
+    """The most points ``user`` may move in one adjustment (``None``: no limit); the services enforce it."""
+    return staff_adjust_limit(user)
 
 
 class ReadOnlyMixin:
@@ -492,7 +489,9 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
                 )
                 return HttpResponseRedirect(self._change_url(member))
             try:
-                redemption = services.redeem(member=member, reward=reward, free=True, idempotency_key=key)
+                redemption = services.redeem(
+                    member=member, reward=reward, free=True, idempotency_key=key, by=request.user
+                )
             except LoyaltyError as exc:
                 form.add_error(None, exc.message)
             else:

@@ -2,7 +2,7 @@
 
 ``code`` is stable (what clients branch on); ``detail`` is a human message (translated);
 ``fields`` maps an input field to its messages and is present for invalid input only.
-:class:`~loyalty.exceptions.LoyaltyError` refusals become 409 (400 for bad input).
+:class:`~loyalty.exceptions.LoyaltyError` refusals become 409 (400 for bad input, 403 for the staff policy).
 """
 
 from __future__ import annotations
@@ -13,14 +13,18 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..exceptions import InvalidAdjustment, InvalidEvent, LoyaltyError, NoProgram
+from ..exceptions import InvalidAdjustment, InvalidEvent, LoyaltyError, NoProgram, StaffPolicyRefused
 
 #: LoyaltyError subclasses that mean "your input is wrong" rather than "not now / not allowed".
 BAD_INPUT = (InvalidAdjustment, InvalidEvent)
 NOT_FOUND = (NoProgram,)
+#: The staff policy (own membership, limits): not allowed, whatever the state.
+FORBIDDEN = (StaffPolicyRefused,)
 
 
 def loyalty_error_status(exc: LoyaltyError) -> int:
+    if isinstance(exc, FORBIDDEN):
+        return status.HTTP_403_FORBIDDEN
     if isinstance(exc, BAD_INPUT):
         return status.HTTP_400_BAD_REQUEST
     if isinstance(exc, NOT_FOUND):

@@ -1,8 +1,8 @@
-"""Who may call the staff endpoints, and how many points they may move at once."""
+"""Who may call the staff endpoints. How many points they may move is the staff policy of
+``loyalty.services.staff``, which the services enforce for every caller."""
 
 from __future__ import annotations
 
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
 
@@ -18,23 +18,3 @@ class HasLoyaltyPerms(BasePermission):
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             perms += tuple(getattr(view, "write_perms", ()))
         return user.has_perms(perms)
-
-
-class AdjustLimitExceeded(PermissionDenied):
-    default_code = "adjust_limit_exceeded"
-    default_detail = "Support agents can adjust only a limited number of points at a time; ask a loyalty manager."
-
-
-def adjust_limit_for(user) -> int | None:
-    """The most points ``user`` may move in one adjustment (``None``: no limit): the admin's own
-    rule (``loyalty.admin.base.adjust_limit_for``: loyalty managers unlimited, other staff
-    ``LOYALTY["SUPPORT_ADJUST_LIMIT"]``), imported at use so the API never imports admin at load."""
-    from ..admin.base import adjust_limit_for as admin_adjust_limit_for
-
-    return admin_adjust_limit_for(user)
-
-
-def check_adjust_limit(user, points: int) -> None:
-    limit = adjust_limit_for(user)
-    if limit is not None and abs(points) > limit:
-        raise AdjustLimitExceeded(f"Support agents can adjust at most {limit} points at a time; ask a loyalty manager.")

@@ -20,7 +20,7 @@ from .. import kpis, selectors, services
 from ..models import Campaign, Member, PointsEntry, Program, Redemption, Referral, Reward
 from . import serializers as s
 from .pagination import NewestFirstCursorPagination, StaffPagination
-from .permissions import HasLoyaltyPerms, check_adjust_limit
+from .permissions import HasLoyaltyPerms
 from .throttling import RedeemThrottle
 
 ERRORS = {
@@ -165,8 +165,10 @@ class RedemptionListView(generics.ListCreateAPIView):
         member = own_members(request.user).get(program_id=reward.program_id)
         # Scoped per member: one customer's keys can neither collide with nor reveal another's.
         key = f"api:{member.pk}:{data.validated_data['idempotency_key']}"
-        replay = Redemption.objects.filter(program_id=member.program_id, idempotency_key=key).exists()
+        # Replay or not is decided by the service under the member's lock: of concurrent requests
+        # with one key, one gets 201 and the others 200 with the same body.
         redemption = services.redeem(member=member, reward=reward, idempotency_key=key)
+        replay = getattr(redemption, "replayed", False)
         return Response(
             s.RedemptionSerializer(redemption).data, status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED
         )
@@ -275,8 +277,11 @@ class StaffMemberDetailView(PathIdMixin, StaffMixin, generics.RetrieveAPIView):
 class StaffAdjustView(PathIdMixin, StaffMixin, APIView):
     """Add or take away points with a reason, recorded with the staff user (``services.adjust_points``).
 
-    Needs ``loyalty.change_member``; support agents (without ``loyalty.change_program``) are held to
-    ``LOYALTY["SUPPORT_ADJUST_LIMIT"]`` points per adjustment, as in the admin.
+    Needs ``loyalty.change_member``. The staff policy of ``services.staff`` applies, as in the admin:
+    nobody adjusts their own membership (403 ``own_membership``); support agents (without
+    ``loyalty.change_program``) move at most ``LOYALTY["SUPPORT_ADJUST_LIMIT"]`` points at once
+    (403 ``adjust_limit_exceeded``) and ``LOYALTY["SUPPORT_DAILY_ADJUST_LIMIT"]`` a day (403
+    ``daily_adjust_limit_exceeded``).
     """
 
     write_perms = ("loyalty.change_member",)
@@ -295,16 +300,18 @@ class StaffAdjustView(PathIdMixin, StaffMixin, APIView):
         member = get_object_or_404(Member.objects.select_related("program"), pk=pk)
         data = s.AdjustRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        points = data.validated_data["points"]
-        check_adjust_limit(request.user, points)
         key = None
-        replay = False
         if client_key := data.validated_data.get("idempotency_key"):
             key = f"api-adjust:{member.pk}:{client_key}"
-            replay = PointsEntry.objects.filter(program_id=member.program_id, idempotency_key=key).exists()
+        # The staff policy (own membership, limits) is the service's: refusals are 403 with their code.
         entry = services.adjust_points(
-            member=member, points=points, reason=data.validated_data["reason"], by=request.user, idempotency_key=key
+            member=member,
+            points=data.validated_data["points"],
+            reason=data.validated_data["reason"],
+            by=request.user,
+            idempotency_key=key,
         )
+        replay = getattr(entry, "replayed", False)
         entry.member.refresh_from_db(fields=["balance"])
         return Response(
             s.AdjustmentSerializer(entry).data, status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED

@@ -210,8 +210,14 @@ def adjust_points(
 ) -> PointsEntry:
     """A staff correction: ``points`` may be positive or negative, ``reason`` is required.
 
-    A negative adjustment cannot take the balance below zero.
+    A negative adjustment cannot take the balance below zero. ``by`` (the staff user) is held to
+    the staff policy (``services.staff``): never their own membership, support agents within the
+    per-adjustment limit and their daily total; refusals are ``StaffPolicyRefused`` errors. The
+    same ``idempotency_key`` again returns the first entry with ``entry.replayed`` set, decided
+    under the locks, so concurrent replays write once and each learns it was a replay.
     """
+    from .staff import staff_check_daily_total, staff_check_member, staff_check_points, staff_lock_for_daily_total
+
     reason = (reason or "").strip()
     if not reason:
         raise InvalidAdjustment(_("Give a reason for the adjustment."))
@@ -219,24 +225,35 @@ def adjust_points(
         raise InvalidAdjustment(_("Points must be a whole number other than zero."))
     if abs(points) > 10_000_000:
         raise InvalidAdjustment(_("That is more points than one adjustment may move."))
+    staff_check_member(user=by, member=member)
     key = idempotency_key or f"adjust:{member.pk}:{timezone.now().timestamp():.6f}:{points}"
     common = {
-        "member": member,
         "kind": Kind.ADJUST,
         "idempotency_key": key,
         "description": reason[:255],
         "created_by": by if by is not None and getattr(by, "is_authenticated", False) else None,
     }
-    if points > 0:
-        return points_credit(points=points, **common)
-    try:
-        return points_debit(points=-points, **common)
-    except InsufficientPoints as exc:
-        raise InsufficientPoints(
-            _("The balance is %(balance)d points; an adjustment cannot take it below zero.")
-            % {"balance": exc.extra["balance"]},
-            extra=exc.extra,
-        ) from None
+    with transaction.atomic():
+        staff_lock_for_daily_total(by)  # lock order: the agent, then the member
+        member = _lock(member)
+        if (entry := _existing(member, key)) is not None:
+            entry.replayed = True
+            return entry
+        staff_check_points(user=by, points=points)
+        staff_check_daily_total(user=by, points=points)
+        if points > 0:
+            entry = points_credit(member=member, points=points, locked=True, **common)
+        else:
+            try:
+                entry = points_debit(member=member, points=-points, locked=True, **common)
+            except InsufficientPoints as exc:
+                raise InsufficientPoints(
+                    _("The balance is %(balance)d points; an adjustment cannot take it below zero.")
+                    % {"balance": exc.extra["balance"]},
+                    extra=exc.extra,
+                ) from None
+        entry.replayed = False
+        return entry
 
 
 @dataclass(frozen=True)

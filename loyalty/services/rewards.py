@@ -132,6 +132,7 @@ def redeem(
     at: datetime | None = None,
     valid_days: int | None = None,
     notify: bool = True,
+    by=None,
 ) -> Redemption:
     """Spend the reward's points and issue its discount code in the shop.
 
@@ -140,7 +141,10 @@ def redeem(
     call redeems anew. ``free`` (a tier's entry reward) skips the points, the per-member
     limit and the minimum tier, but not availability and stock. ``valid_days`` overrides
     the reward's ``code_valid_days``; ``notify=False`` sends no "reward issued" email (a
-    campaign email carries the code itself).
+    campaign email carries the code itself). ``by``: the staff user issuing it (free), held to
+    the staff policy (``services.staff``: not their own membership, within their limit).
+    The same key again returns the first redemption with ``redemption.replayed`` set, decided
+    under the member's lock: of concurrent requests with one key exactly one creates.
     """
     key = idempotency_key or f"auto:{uuid.uuid4().hex}"
     if len(key) > KEY_MAX_LENGTH:
@@ -150,8 +154,13 @@ def redeem(
         # Lock order: member, then reward (its stock). Every redemption takes them this way.
         member = Member.objects.select_for_update().select_related("program").get(pk=member.pk)
         if (found := _existing(member, reward, key)) is not None:
+            found.replayed = True
             return found
         reward = Reward.objects.select_for_update().get(pk=reward.pk)
+        if by is not None and free:
+            from .staff import staff_check_free_reward
+
+            staff_check_free_reward(user=by, member=member, points_cost=reward.points_cost)
         _check_available(member=member, reward=reward, at=at, free=free)
 
         entry = None

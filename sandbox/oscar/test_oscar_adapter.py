@@ -1,6 +1,7 @@
 """OscarAdapter (loyalty/adapters/oscar.py) in an oscar shop, through oscar's own checkout and order code."""
 
 import logging
+import secrets
 import subprocess
 import sys
 from datetime import timedelta
@@ -339,7 +340,8 @@ def test_loyalty_imports_without_oscar_installed():
         "import loyalty.adapters.oscar\n"  # the module itself imports oscar only when used
         "print('ok')\n"
     )
-    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "PATH": "/usr/bin:/bin"}
+    # The demo project's settings want a secret key outside DEBUG.
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "PATH": "/usr/bin:/bin", "SECRET_KEY": secrets.token_urlsafe(50)}
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,

@@ -339,7 +339,7 @@ def test_the_limit_is_a_setting(client, agent, rich_member, settings):
 
     settings.LOYALTY = {**settings.LOYALTY, "SUPPORT_ADJUST_LIMIT": 50}
     refused = adjust(client, rich_member, 60)
-    settings.LOYALTY = {**settings.LOYALTY, "SUPPORT_ADJUST_LIMIT": None}
+    settings.LOYALTY = {**settings.LOYALTY, "SUPPORT_ADJUST_LIMIT": None, "SUPPORT_DAILY_ADJUST_LIMIT": None}
     unlimited = adjust(client, rich_member, 5000)
 
     assert "Support agents can adjust at most 50 points at a time; ask a loyalty manager." in refused.text
