@@ -145,9 +145,16 @@ def _record_referral(sender, request, user, **kwargs) -> None:
         return
     try:
         with transaction.atomic():
-            referral_record(code=code, user=user)
+            referral = referral_record(code=code, user=user)
     except Exception:  # a loyalty failure must never break signing in
         logger.exception("Could not record the referral %r for user %s.", code, user.pk)
+        return
+    if (refusal := getattr(referral, "refusal", "")) and hasattr(request, "_messages"):
+        from django.contrib import messages
+
+        from .services.referrals import REFUSALS
+
+        messages.info(request, REFUSALS[refusal])  # the friend learns why no referral bonus comes
 
 
 def connect_referrals() -> None:

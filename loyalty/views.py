@@ -56,13 +56,18 @@ class MarketingConsentForm(forms.Form):
         return [(member, self.cleaned_data[f"marketing-{member.pk}"]) for member in self.members]
 
 
-def _safe_next(request: HttpRequest, default: str = "/") -> str:
-    target = request.POST.get("next") or request.GET.get("next")
+def _safe_url(request: HttpRequest, target: str | None) -> str | None:
+    """``target`` when it is a URL of this site (Django's ``url_has_allowed_host_and_scheme``),
+    else ``None``. Every URL that comes from a request (``?next=``, ``Referer``) goes through here."""
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target
-    return default
+    return None
+
+
+def _safe_next(request: HttpRequest, default: str = "/") -> str:
+    return _safe_url(request, request.POST.get("next") or request.GET.get("next")) or default
 
 
 @require_safe
@@ -110,7 +115,9 @@ def redeem_reward(request: HttpRequest, reward_id: int) -> HttpResponse:
     )
     if reward is None or member is None:
         raise Http404(_("No such reward in your programme."))
-    back = _safe_next(request, default=request.META.get("HTTP_REFERER") or "/")
+    # Cancel and the page after a refusal: ?next=, else the page the customer came from, both
+    # only when they are on this site.
+    back = _safe_next(request, default=_safe_url(request, request.META.get("HTTP_REFERER")) or "/")
     if request.method == "POST":
         token = request.POST.get("token", "")
         try:

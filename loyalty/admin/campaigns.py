@@ -16,7 +16,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.template import Template, TemplateSyntaxError
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
@@ -99,14 +98,7 @@ class CampaignForm(forms.ModelForm):
             self.add_error("incentive_reward", gettext("Choose the reward the email gives."))
         if reward is not None and program is not None and reward.program_id != program.pk:
             self.add_error("incentive_reward", gettext("Choose a reward of the same programme."))
-        for field in TEMPLATE_FIELDS:
-            source = cleaned.get(field)
-            if not source:
-                continue
-            try:
-                Template(source)
-            except TemplateSyntaxError as exc:
-                self.add_error(field, gettext("This template does not compile: %(error)s") % {"error": exc})
+        # The templates are checked by Campaign.clean() (the staff template sandbox), run by the form.
         after, before = cleaned.get("send_after"), cleaned.get("send_before")
         if after is not None and after == before:
             self.add_error("send_before", gettext("The window must not start and end at the same time."))

@@ -7,13 +7,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from ..exceptions import InvalidAdjustment, InvalidEvent, LoyaltyError, NoProgram, StaffPolicyRefused
+
+logger = logging.getLogger("django.request")
 
 #: LoyaltyError subclasses that mean "your input is wrong" rather than "not now / not allowed".
 BAD_INPUT = (InvalidAdjustment, InvalidEvent)
@@ -52,7 +56,16 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"code": exc.code, "detail": str(exc.message)}, status=loyalty_error_status(exc))
     response = drf_exception_handler(exc, context)  # Http404 and Django's PermissionDenied included
     if response is None:
-        return None  # a bug: let Django answer 500 (and log it)
+        # A bug: logged with its traceback as Django would, answered in the API's shape.
+        request = context.get("request")
+        logger.error(
+            "Internal Server Error: %s", getattr(request, "path", "?"), exc_info=exc, extra={"status_code": 500}
+        )
+        set_rollback()
+        return Response(
+            {"code": "server_error", "detail": "Something went wrong on our side; please try again later."},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
         fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}

@@ -1,6 +1,6 @@
 """Include under any prefix: ``path("api/loyalty/", include("loyalty.api.urls"))``."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -18,4 +18,6 @@ urlpatterns = [
     path("staff/members/<int:pk>/adjust/", views.StaffAdjustView.as_view(), name="staff-member-adjust"),
     path("staff/kpis/", views.StaffKpisView.as_view(), name="staff-kpis"),
     path("staff/campaigns/<int:pk>/report/", views.StaffCampaignReportView.as_view(), name="staff-campaign-report"),
+    # Last: any other URL under the prefix (an unknown endpoint, a negative id) is a JSON 404 too.
+    re_path(r"^.*$", views.UnknownEndpointView.as_view(), name="unknown"),
 ]

@@ -375,3 +375,20 @@ class StaffCampaignReportView(PathIdMixin, StaffMixin, APIView):
         campaign = get_object_or_404(Campaign.objects.only("name"), pk=pk)
         report = selectors.campaign_report(campaign=campaign)
         return Response(s.CampaignReportSerializer({"campaign": campaign.pk, "name": campaign.name, **report}).data)
+
+
+@extend_schema(exclude=True)
+class UnknownEndpointView(APIView):
+    """Every URL under the API's prefix that no endpoint matches: ``404 {"code": "not_found"}``
+    for any method, signed in or not, instead of the site's HTML page."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def dispatch(self, request, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+        self.request = self.initialize_request(request, *args, **kwargs)
+        self.headers = self.default_response_headers
+        response = self.handle_exception(NotFound())
+        self.response = self.finalize_response(self.request, response, *args, **kwargs)
+        return self.response

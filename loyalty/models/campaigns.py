@@ -104,6 +104,26 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """Subject, text and HTML must compile in the staff template sandbox and use only its
+        documented variables (``loyalty.services.staff_templates``)."""
+        from django.core.exceptions import ValidationError
+        from django.template import TemplateSyntaxError
+
+        from ..services.staff_templates import CAMPAIGN_VARIABLES, staff_template_validate
+
+        errors = {}
+        for field in ("subject", "text_template", "html_template"):
+            source = getattr(self, field) or ""
+            if not source.strip():
+                continue
+            try:
+                staff_template_validate(source, variables=CAMPAIGN_VARIABLES)
+            except TemplateSyntaxError as exc:
+                errors[field] = _("This template does not compile: %(error)s") % {"error": exc}
+        if errors:
+            raise ValidationError(errors)
+
 
 class Message(models.Model):
     """One campaign email to one member in one cycle; control members get a row and no email."""

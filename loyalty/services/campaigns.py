@@ -52,6 +52,7 @@ from .notifications import email_message, site_url
 from .outbox import CAMPAIGN as CAMPAIGN_EMAIL
 from .outbox import email_queue, emails_queue, outbox_nudge_on_commit, outbox_row
 from .rewards import redeem
+from .staff_templates import staff_template_compile
 
 logger = logging.getLogger("loyalty.campaigns")
 
@@ -394,8 +395,10 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
 
 @lru_cache(maxsize=256)
 def _compiled(source: str) -> Template:
-    """A campaign template compiled once per process (keyed on its text: an edit compiles anew)."""
-    return Template(source)
+    """A campaign template compiled once per process (keyed on its text: an edit compiles anew),
+    in the staff template sandbox (``staff_templates``): raises TemplateSyntaxError, also for
+    what the sandbox refuses."""
+    return staff_template_compile(source)
 
 
 def campaign_templates(campaign: Campaign) -> tuple[Template, Template, Template | None]:

@@ -11,7 +11,7 @@ registers with their address.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core import signing
 from django.db import transaction
@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from ..models import Member, PendingPoints, PointsEntry, Program, Purchase
 from ..selectors import guest_points_earned, guest_points_reversed
+from .identity import email_identity
 from .ledger import points_credit
 from .pending import pending_until
 from .tiers import tier_evaluate
@@ -29,6 +30,8 @@ logger = logging.getLogger("loyalty.guests")
 
 KEPT = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
 CLAIM_SALT = "loyalty.guests.claim"
+#: A claim link works this long after the order (the guest may join weeks later).
+CLAIM_MAX_AGE = timedelta(days=90)
 SESSION_KEY = "loyalty_guest_claims"
 
 
@@ -37,11 +40,12 @@ def guest_claim_token(*, order_reference: str, email: str) -> str:
     return signing.dumps({"o": order_reference, "e": email.strip().lower()}, salt=CLAIM_SALT, compress=True)
 
 
-def guest_claim_load(token: str) -> tuple[str, str] | None:
-    """``(order_reference, email)`` from a token, or ``None`` when it was tampered with."""
+def guest_claim_load(token: str, *, max_age: timedelta = CLAIM_MAX_AGE) -> tuple[str, str] | None:
+    """``(order_reference, email)`` from a token, or ``None`` when it was tampered with, made for
+    another purpose, or is older than ``max_age``."""
     try:
-        data = signing.loads(token, salt=CLAIM_SALT)
-    except signing.BadSignature:
+        data = signing.loads(token, salt=CLAIM_SALT, max_age=max_age)
+    except signing.BadSignature:  # SignatureExpired included
         return None
     if not isinstance(data, dict) or not isinstance(data.get("o"), str) or not isinstance(data.get("e"), str):
         return None
@@ -50,19 +54,21 @@ def guest_claim_load(token: str) -> tuple[str, str] | None:
 
 def guest_claims_for_user(*, user, tokens: list[str], at: datetime | None = None) -> int:
     """Claim the guest orders named by ``tokens`` for ``user``'s memberships, where the order's
-    email is the user's (case-insensitive). Returns the points credited or put pending."""
-    email = (getattr(user, "email", "") or "").strip().lower()
-    if not email:
+    email reaches the user's mailbox (``identity.email_identity``: case, ``+tag``, Gmail dots).
+    Returns the points credited or put pending."""
+    identity = email_identity(getattr(user, "email", ""))
+    if not identity:
         return 0
     by_program: dict[int, list[str]] = {}
     for token in tokens:
         loaded = guest_claim_load(token)
-        if loaded is None or loaded[1] != email:
+        if loaded is None or email_identity(loaded[1]) != identity:
             continue
-        for program_id in Purchase.objects.filter(
-            order_reference=loaded[0], member__isnull=True, email__iexact=email
-        ).values_list("program_id", flat=True):
-            by_program.setdefault(program_id, []).append(loaded[0])
+        for program_id, email in Purchase.objects.filter(order_reference=loaded[0], member__isnull=True).values_list(
+            "program_id", "email"
+        ):
+            if email_identity(email) == identity:
+                by_program.setdefault(program_id, []).append(loaded[0])
     from .members import member_enroll  # the claim link says "join": enrol where not a member yet
 
     credited = 0
@@ -79,8 +85,9 @@ def guest_purchase_claim_key(purchase: Purchase) -> str:
 
 def guest_purchases_claim(*, member: Member, order_references: list[str], at: datetime | None = None) -> int:
     """Attach the programme's guest purchases ``order_references`` made with the member's email
-    (case-insensitive) to ``member`` and credit their points; returns the points credited (or
-    put pending). Callers establish that the member placed them (see the module docstring).
+    (the same mailbox: ``identity.email_identity``) to ``member`` and credit their points;
+    returns the points credited (or put pending). Callers establish that the member placed
+    them (see the module docstring).
 
     Each purchase earns what it would have earned then at the base rate (and any multiplier
     campaign of its day), less what refunds took back (pro rata, as for members); a refunded or
@@ -101,9 +108,10 @@ def guest_purchases_claim(*, member: Member, order_references: list[str], at: da
         purchases = list(
             Purchase.objects.select_for_update()
             .select_related("program")
-            .filter(program=program, member__isnull=True, email__iexact=email, order_reference__in=order_references)
+            .filter(program=program, member__isnull=True, order_reference__in=order_references)
             .order_by("occurred_at", "id")
         )
+        purchases = [purchase for purchase in purchases if email_identity(purchase.email) == email_identity(email)]
         if not purchases:
             return 0
         kept = [purchase for purchase in purchases if purchase.status in KEPT]

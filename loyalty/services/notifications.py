@@ -13,6 +13,7 @@ transactional (they report something the member did or owns) and always go. See 
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Sum
-from django.template import TemplateDoesNotExist
-from django.template.loader import render_to_string
+from django.template import Context, TemplateDoesNotExist
+from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import date_format
@@ -133,7 +134,7 @@ def member_email_render(
             "language": translation.get_language(),
             **extra,
         }
-        subject = " ".join(render_to_string(f"loyalty/emails/{template}_subject.txt", ctx).split())
+        subject = plain_text_subject(f"loyalty/emails/{template}_subject.txt", ctx)
         ctx["subject"] = subject
         text = render_to_string(f"loyalty/emails/{template}.txt", ctx)
         try:
@@ -144,6 +145,18 @@ def member_email_render(
     if marketing:
         headers = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return MemberEmail(subject=subject, text=text, html=html, headers=headers)
+
+
+def plain_text_subject(template_name: str, context: dict) -> str:
+    """A subject template rendered as plain text: no HTML escaping ("A & B", not "A &amp; B"),
+    whitespace and newlines folded into single spaces (a header is one line)."""
+    template = get_template(template_name)
+    compiled = getattr(template, "template", None)  # the Django engine's own Template
+    if compiled is not None:
+        text = compiled.render(Context(context, autoescape=False))
+    else:  # another engine: undo its escaping
+        text = html.unescape(template.render(context))
+    return " ".join(text.split())
 
 
 def email_message(rendered: MemberEmail, *, to: str, subject: str | None = None) -> EmailMultiAlternatives:

@@ -5,7 +5,9 @@
   members enrolled before codes existed.
 - ``referral_record(*, code, user, at=None) -> Referral | None``: the user just signed in
   carrying ``code`` (the link's view put it in the session). A new member with no orders
-  becomes a pending referral; self-referral and existing customers are recorded as refused.
+  becomes a pending referral; self-referral (the same mailbox, ``identity.email_identity``:
+  ``anna+ref@`` is Anna) and existing customers are recorded as refused, and the returned
+  referral's ``refusal`` names why (``REFUSALS`` holds what the friend is told).
 - ``referral_complete(*, friend, purchase) -> Referral | None``: called by
   ``rules.on_purchase_paid`` on the friend's first paid order (friend locked): pays the
   REFERRER rule to the referrer and the REFEREE rule to the friend, once.
@@ -19,9 +21,11 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _lazy
 
 from ..config_cache import paying_rules
 from ..models import EarningRule, Member, PointsEntry, Purchase, Referral
+from .identity import email_identity
 from .ledger import points_credit
 from .notifications import member_email_queue
 
@@ -67,10 +71,19 @@ def referrer_for_code(code: str) -> Member | None:
 
 
 def _same_person(referrer: Member, user) -> bool:
+    """The same account, or addresses reaching the same mailbox (``anna+ref@``, dotted Gmail)."""
     if referrer.user_id == user.pk:
         return True
-    email, referrer_email = (user.email or "").strip(), (referrer.user.email or "").strip()
-    return bool(email) and email.casefold() == referrer_email.casefold()
+    email = email_identity(user.email)
+    return bool(email) and email == email_identity(referrer.user.email)
+
+
+#: Why a referral was refused, as the friend is told when they sign in (``refusal`` codes).
+REFUSALS = {
+    "self": _lazy("Referral links are for inviting friends: your own link earns no referral bonus."),
+    "circular": _lazy("This member joined through your link, so their link earns you no referral bonus."),
+    "existing_customer": _lazy("Referral bonuses are for new customers; you have shopped with us before."),
+}
 
 
 def _existing_customer_reason(friend: Member, user, at: datetime) -> str:
@@ -113,13 +126,13 @@ def referral_record(*, code: str, user, at: datetime | None = None) -> Referral 
     if (existing := Referral.objects.filter(friend=friend).first()) is not None:
         return existing
 
-    note = ""
+    note, refusal = "", ""
     if _same_person(referrer, user):
-        note = "Self-referral: the link's owner and the new member are the same person."
+        note, refusal = "Self-referral: the link's owner and the new member share one mailbox.", "self"
     elif referrer.referred_by_id == friend.pk:
-        note = "Circular: the referrer was referred by this member."
-    else:
-        note = _existing_customer_reason(friend, user, at)
+        note, refusal = "Circular: the referrer was referred by this member.", "circular"
+    elif note := _existing_customer_reason(friend, user, at):
+        refusal = "existing_customer"
     status = Referral.Status.REFUSED if note else Referral.Status.PENDING
     try:
         with transaction.atomic():
@@ -132,6 +145,7 @@ def referral_record(*, code: str, user, at: datetime | None = None) -> Referral 
         return Referral.objects.get(friend=friend)
     if note:
         logger.info("Referral of member %s by member %s refused: %s", friend.pk, referrer.pk, note)
+    referral.refusal = refusal  # for the friend's sign-in: REFUSALS[refusal] says why
     return referral
 
 

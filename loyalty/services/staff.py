@@ -31,7 +31,7 @@ from ..models import Member, PointsEntry
 
 def staff_is_manager(user) -> bool:
     """The "loyalty manager" capability: may change programmes (so superusers too)."""
-    return bool(user is not None and getattr(user, "is_authenticated", False) and user.has_perm("loyalty.change_program"))
+    return _acting(user) and user.has_perm("loyalty.change_program")
 
 
 def staff_adjust_limit(user) -> int | None:

@@ -341,7 +341,8 @@ def test_loyalty_imports_without_oscar_installed():
         "print('ok')\n"
     )
     # The demo project's settings want a secret key outside DEBUG.
-    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "PATH": "/usr/bin:/bin", "SECRET_KEY": secrets.token_urlsafe(50)}
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "PATH": "/usr/bin:/bin"}
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)  # the demo project has no key default outside DEBUG
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,

@@ -146,7 +146,8 @@ def test_customer_data_is_escaped_on_the_preview_page(admin_client, program, cam
     [
         ("html_template", "<p>{% if %}</p>", "does not compile"),
         ("text_template", "{{ first_name|nosuchfilter }}", "does not compile"),
-        ("subject", "{% url 'no-such-page' %}", "failed while rendering: NoReverseMatch"),
+        ("subject", "{{ balance|divisibleby:0 }}", "failed while rendering: ZeroDivisionError"),
+        ("subject", "{% url 'no-such-page' %}", "{% url %} is not allowed here"),
     ],
 )
 def test_a_broken_template_shows_the_error_not_a_500(admin_client, campaign, maria, field, source, error):
