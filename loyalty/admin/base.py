@@ -17,7 +17,6 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import services
-from ..conf import loyalty_settings
 from ..exceptions import LoyaltyError
 from ..forms import AdjustPointsForm, ConfirmForm, IssueRewardForm
 from ..models import (

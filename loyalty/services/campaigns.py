@@ -685,8 +685,13 @@ def campaign_send_test(*, campaign: Campaign, member: Member, to: str, now: date
 
 
 # --- signed tokens ---------------------------------------------------------------------------
-# Salted per purpose, so an open-pixel token never works as an unsubscribe token. No expiry:
-# an unsubscribe link must keep working in an old email.
+# Salted per purpose, so an open-pixel token never works as an unsubscribe token. Each expires,
+# generously: an unsubscribe link must keep working in an old email for a long time.
+
+#: How long an email's links work after it was sent (an expired link is refused like a bad one).
+UNSUBSCRIBE_MAX_AGE = timedelta(days=730)
+OPEN_MAX_AGE = timedelta(days=180)
+CLICK_MAX_AGE = timedelta(days=365)
 
 
 def unsubscribe_token(member: Member, *, message: Message | None = None) -> str:
@@ -697,10 +702,10 @@ def unsubscribe_token(member: Member, *, message: Message | None = None) -> str:
 
 
 def unsubscribe_token_load(token: str) -> tuple[Member, Message | None] | None:
-    """The member (and message) a token was made for; ``None`` for a bad or tampered token."""
+    """The member (and message) a token was made for; ``None`` for a bad, tampered or expired token."""
     try:
-        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
-    except signing.BadSignature:
+        data = signing.loads(token, salt=UNSUBSCRIBE_SALT, max_age=UNSUBSCRIBE_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired included
         return None
     if not isinstance(data, dict) or not isinstance(data.get("m"), int):
         return None
@@ -718,8 +723,8 @@ def tracking_token(message: Message) -> str:
 
 def tracking_token_load(token: str) -> int | None:
     try:
-        message_id = signing.loads(token, salt=OPEN_SALT)
-    except signing.BadSignature:
+        message_id = signing.loads(token, salt=OPEN_SALT, max_age=OPEN_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired included
         return None
     return message_id if isinstance(message_id, int) else None
 
@@ -731,8 +736,8 @@ def click_token(message: Message, url: str) -> str:
 
 def click_token_load(token: str) -> tuple[int, str] | None:
     try:
-        data = signing.loads(token, salt=CLICK_SALT)
-    except signing.BadSignature:
+        data = signing.loads(token, salt=CLICK_SALT, max_age=CLICK_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired included
         return None
     if not isinstance(data, dict) or not isinstance(data.get("m"), int) or not isinstance(data.get("u"), str):
         return None
