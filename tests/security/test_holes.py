@@ -354,7 +354,7 @@ def test_an_old_campaign_with_a_load_tag_is_not_sent(program, settings):
 
 
 def test_with_redis_url_the_cache_is_redis_shared_by_every_process():
-    code = "import django; django.setup(); from django.conf import settings; print(settings.CACHES['default']['BACKEND'])"
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.CACHES['default']['BACKEND'])"
     with_redis = project_python(code, DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/9")
     without = project_python(code, DEBUG="1", REDIS_URL="")
 
