@@ -331,23 +331,24 @@ def test_a_manager_cannot_save_a_campaign_template_that_leaves_the_sandbox(admin
     assert Campaign.objects.get(pk=campaign.pk).text_template != source
 
 
-def test_an_old_campaign_with_a_load_tag_is_not_sent(program, settings):
+def test_an_old_campaign_with_a_load_tag_is_not_sent(program, mailoutbox):
     from django.utils import timezone
 
     from loyalty.models import Message
-    from loyalty.services.campaigns import message_send
+    from loyalty.services.campaigns import campaign_run, message_send
     from tests.factories import CampaignFactory, segment_member
 
-    campaign = CampaignFactory(program=program)
-    Campaign.objects.filter(pk=campaign.pk).update(text_template="{% load loyalty_tags %}{% debug %}")
-    member = segment_member(program, email="ann@example.com")
-    message = Message.objects.create(
-        campaign=campaign, program=program, member=member, cycle="c1", created_at=timezone.now()
-    )
+    campaign = CampaignFactory(program=program, text_template="{% load loyalty_tags %}{% debug %}")  # no clean()
+    segment_member(program, email="ann@example.com")
+    now = timezone.now()
+    campaign_run(campaign=campaign, now=now)
+    [message] = Message.objects.filter(campaign=campaign)
 
-    assert message_send(message_id=message.pk) == "failed"
+    assert message_send(message_id=message.pk, now=now) == "failed"
     message.refresh_from_db()
     assert "is not allowed here" in message.last_error
+    assert mailoutbox == []
+    assert not PointsEntry.objects.exists()  # and no bonus points
 
 
 # --- 6. the redeem throttle counted per process -----------------------------------------------
