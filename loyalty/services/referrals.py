@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from ..config_cache import paying_rules
 from ..models import EarningRule, Member, PointsEntry, Purchase, Referral
@@ -80,9 +80,9 @@ def _same_person(referrer: Member, user) -> bool:
 
 #: Why a referral was refused, as the friend is told when they sign in (``refusal`` codes).
 REFUSALS = {
-    "self": _lazy("Referral links are for inviting friends: your own link earns no referral bonus."),
-    "circular": _lazy("This member joined through your link, so their link earns you no referral bonus."),
-    "existing_customer": _lazy("Referral bonuses are for new customers; you have shopped with us before."),
+    "self": gettext_lazy("Referral links are for inviting friends: your own link earns no referral bonus."),
+    "circular": gettext_lazy("This member joined through your link, so their link earns you no referral bonus."),
+    "existing_customer": gettext_lazy("Referral bonuses are for new customers; you have shopped with us before."),
 }
 
 
