@@ -5,8 +5,9 @@ Adjusts points in alternating rounds three ways through ``services.adjust_points
 - ``system``: no staff user (``by=None``): no policy, the cost before the policy existed;
 - ``manager``: a loyalty manager: the own-membership check only;
 - ``agent``: a support agent: own membership, the per-adjustment limit, a row lock on the
-  agent and the sum of their adjustments today, after ``--history`` earlier adjustments of
-  theirs today (the daily sum reads those rows through the ``created_by`` index).
+  agent and the sum of their adjustments today. Before the run the agent has ``--history``
+  adjustments on earlier days and ``--today`` earlier today: the daily sum reads a range of
+  the ``loyalty_entry_staff_adjust`` index, so older history should cost nothing.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.staff_policy
 
@@ -18,6 +19,7 @@ import os
 import secrets
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,8 +34,10 @@ MODES = ("system", "manager", "agent")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--adjustments", type=int, default=1500, help="adjustments per mode")
-    parser.add_argument("--history", type=int, default=20000, help="the agent's earlier adjustments today")
+    parser.add_argument("--history", type=int, default=20000, help="the agent's adjustments on earlier days")
+    parser.add_argument("--today", type=int, default=100, help="the agent's adjustments earlier today")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--without-index", action="store_true", help="drop loyalty_entry_staff_adjust first")
     args = parser.parse_args()
 
     import django
@@ -80,15 +84,21 @@ def run(args) -> None:
     agent = User.objects.get(pk=agent.pk)  # fresh permission cache
     by = {"system": None, "manager": manager, "agent": agent}
 
-    # The agent's earlier adjustments today, written in bulk (ledger rows only; balances follow).
+    # The agent's earlier adjustments, written in bulk (ledger rows only; balances follow).
     now = timezone.now()
     PointsEntry.objects.bulk_create(
         PointsEntry(
             program=program, member=members[n % 50], kind=PointsEntry.Kind.ADJUST, points=1, remaining=1,
-            idempotency_key=f"history:{n}", description="earlier", created_by=agent, created_at=now,
+            idempotency_key=f"history:{n}", description="earlier", created_by=agent,
+            created_at=now if n < args.today else now - timedelta(days=1 + n % 300),
         )
-        for n in range(args.history)
+        for n in range(args.history + args.today)
     )
+    with connection.cursor() as cursor:
+        if args.without_index:  # what the daily sum costs without it (for comparison)
+            cursor.execute("DROP INDEX loyalty_entry_staff_adjust")
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE")
     for member in members:
         total = PointsEntry.objects.filter(member=member).count()
         Member.objects.filter(pk=member.pk).update(balance=total, lifetime_points=total)
@@ -114,8 +124,9 @@ def run(args) -> None:
 
     done = per_round * args.rounds
     base = timings["system"] / done
-    print(f"{done} adjustments per mode, {args.rounds} alternating rounds, {connection.vendor}; "
-          f"the agent had {args.history} adjustments today before")
+    print(f"{done} adjustments per mode, {args.rounds} alternating rounds, {connection.vendor}; before the run "
+          f"the agent had {args.history} adjustments on earlier days and {args.today} today"
+          + (" (index dropped)" if args.without_index else ""))
     print(f"{'mode':<10} {'ms/adjustment':>14} {'ratio':>7} {'SQL statements':>15}")
     for mode in MODES:
         per = timings[mode] / done

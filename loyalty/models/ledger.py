@@ -73,6 +73,14 @@ class PointsEntry(models.Model):
         indexes = [
             models.Index(fields=["member", "-created_at", "-id"], name="loyalty_entry_member_recent"),
             models.Index(fields=["member", "expires_at"], condition=Q(remaining__gt=0), name="loyalty_entry_open_lots"),
+            # A support agent's adjustments of the day (services.staff's daily total): a range of
+            # this index, not every adjustment they ever made; points included for an index-only sum.
+            models.Index(
+                fields=["created_by", "created_at"],
+                condition=Q(kind="adjust"),
+                include=["points"],
+                name="loyalty_entry_staff_adjust",
+            ),
         ]
 
     def __str__(self) -> str:
