@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOYALTY_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "False")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # a throwaway database: any key will do
 
 LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
 #: The worker process's own CPU seconds per row of the table (the database's work is not in it):

@@ -14,6 +14,7 @@ It creates and drops its own throwaway database (``bench_reward_codes_<pid>``).
 
 import argparse
 import os
+import secrets
 import statistics
 import sys
 import threading
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOYALTY_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "False")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # a throwaway database: any key will do
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from oscar_base import OSCAR_SETTINGS
 
 BASE_DIR = Path(__file__).resolve().parent
-# Long enough for the loyalty.E006 check; used by these tests only.
+# Long enough for the loyalty.E008 check; used by these tests only.
 SECRET_KEY = "oscar-sandbox-tests-only-" + "k3y" * 12
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost"]

@@ -77,7 +77,7 @@ def test_a_development_run_gets_a_random_key_of_its_own_not_a_published_one():
 
 @pytest.mark.parametrize(
     ("key", "check"),
-    [(PUBLIC_DEMO_KEY, "loyalty.E005"), ("short-key", "loyalty.E006"), ("a" * 60, "loyalty.E006")],
+    [(PUBLIC_DEMO_KEY, "loyalty.E007"), ("short-key", "loyalty.E008"), ("a" * 60, "loyalty.E008")],
 )
 def test_the_published_key_and_weak_keys_are_system_check_errors(settings, key, check):
     settings.SECRET_KEY = key
@@ -85,7 +85,7 @@ def test_the_published_key_and_weak_keys_are_system_check_errors(settings, key, 
 
 
 def test_a_long_random_key_passes(settings):
-    assert not [m for m in run_checks() if m.id in ("loyalty.E005", "loyalty.E006")]
+    assert not [m for m in run_checks() if m.id in ("loyalty.E007", "loyalty.E008")]
 
 
 def documented_production_env() -> dict[str, str]:
@@ -366,14 +366,14 @@ def test_with_redis_url_the_cache_is_redis_shared_by_every_process():
 def test_throttling_on_a_per_process_cache_without_debug_is_a_check_warning(settings):
     settings.DEBUG = False
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    assert "loyalty.W004" in [m.id for m in run_checks()]
+    assert "loyalty.W008" in [m.id for m in run_checks()]
 
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}}
-    assert "loyalty.W004" not in [m.id for m in run_checks()]
+    assert "loyalty.W008" not in [m.id for m in run_checks()]
 
     settings.DEBUG = True
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    assert "loyalty.W004" not in [m.id for m in run_checks()]
+    assert "loyalty.W008" not in [m.id for m in run_checks()]
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (REDIS_URL)")

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("loyalty", "0010_outbox_permissions"),
+        ("loyalty", "0012_member_activity_data"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
