@@ -85,3 +85,15 @@ def send_emails():
     from loyalty.services.outbox import outbox_dispatch_due
 
     return outbox_dispatch_due
+
+
+@pytest.fixture(autouse=True)
+def site_language():
+    """Every test starts in the site's language: a test that switches language (a page in
+    German, an email in Italian) must not leak it into the next one in the same process."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
