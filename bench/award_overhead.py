@@ -37,6 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The project has no secret key default without DEBUG (on here it would slow every query down).
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+# The "request" mode drives the pages over plain HTTP through Django's test client.
+for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+    os.environ.setdefault(name, "False")
 os.environ.setdefault("LOYALTY_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "False")
 
