@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from loyalty.compat import check_constraint
+from shop.compat import check_constraint
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 

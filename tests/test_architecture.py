@@ -28,3 +28,13 @@ def test_no_loyalty_module_imports_shop_or_the_project():
 
 def test_the_check_reads_real_files():
     assert len(list(LOYALTY.rglob("*.py"))) > 10
+
+
+def test_the_demo_shop_never_imports_loyalty():
+    """The other direction: the shop knows nothing of loyalty; only the project's adapter joins them."""
+    shop = Path(__file__).resolve().parent.parent / "shop"
+    offenders = {
+        str(path.relative_to(shop.parent)): sorted(m for m in imported_modules(path) if m.split(".")[0] == "loyalty")
+        for path in shop.rglob("*.py")
+    }
+    assert {path: modules for path, modules in offenders.items() if modules} == {}

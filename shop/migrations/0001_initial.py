@@ -5,7 +5,7 @@ import django.db.models.deletion
 from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
-from loyalty.compat import check_constraint
+from shop.compat import check_constraint
 
 
 class Migration(migrations.Migration):
