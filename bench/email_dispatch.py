@@ -150,6 +150,7 @@ def send_the_old_way(campaign, *, reuse_templates: bool = False) -> tuple[float,
 
     from loyalty.models import Member, Message, OutboundEmail, PointsEntry
     from loyalty.services import campaigns as campaign_service
+    from loyalty.services.campaigns import rendering as campaign_rendering
     from loyalty.services.ledger import points_credit
 
     ids = list(Message.objects.filter(campaign=campaign, status="queued").values_list("pk", flat=True))
@@ -189,7 +190,7 @@ def send_the_old_way(campaign, *, reuse_templates: bool = False) -> tuple[float,
                 member = Member.objects.select_related("program", "user", "tier").get(pk=message.member_id)
                 if not reuse_templates:  # before: compiled once to check, once to render
                     Template(campaign.subject), Template(campaign.text_template), Template(campaign.html_template)
-                    campaign_service._compiled.cache_clear()
+                    campaign_rendering._compiled.cache_clear()
                 incentive = campaign_service.IssuedIncentive(f"We have added {entry.points} bonus points", None, "")
                 email = campaign_service.message_email(message=message, member=member, incentive=incentive)
                 email.send()

@@ -73,10 +73,11 @@ def emails_sent_on_commit(monkeypatch):
     """The outbox's after-commit nudge sends at once, in this process (with
     ``django_capture_on_commit_callbacks(execute=True)``), instead of asking a worker."""
     from loyalty.services import outbox
+    from loyalty.services.outbox import queue as outbox_queue
 
-    monkeypatch.setattr(outbox, "outbox_nudge", lambda: bool(outbox.outbox_dispatch_due()))
+    monkeypatch.setattr(outbox_queue, "outbox_nudge", lambda: bool(outbox.outbox_dispatch_due()))
     # A test is one transaction: without this, its first nudge would stand for all later ones.
-    monkeypatch.setattr(outbox, "_nudge_registered", lambda: False)
+    monkeypatch.setattr(outbox_queue, "_nudge_registered", lambda: False)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from django.forms import MultiWidget
 from django.test import RequestFactory
 from django.urls import reverse
 
-from loyalty.admin.base import PointsEntryInline
+from loyalty.admin.records import PointsEntryInline
 from loyalty.models import Campaign, Member, PointsEntry, Reward
 from loyalty.services import adjust_points, member_enroll, points_credit
 from tests.factories import CampaignFactory, UserFactory

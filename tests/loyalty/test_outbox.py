@@ -13,9 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from loyalty.models import Member, Message, OutboundEmail, PointsEntry
-from loyalty.services import outbox
 from loyalty.services.campaigns import campaign_run
+from loyalty.services.outbox import dispatch as outbox_dispatching
 from loyalty.services.outbox import email_queue, emails_cancel, emails_retry, outbox_claim, outbox_dispatch
+from loyalty.services.outbox import queue as outbox_queue
 from tests.factories import CampaignFactory, segment_member
 from tests.loyalty.test_admin_permissions import SUPPORT, groups, in_group  # noqa: F401  (groups: a fixture)
 
@@ -28,7 +29,7 @@ def queue_hello(member, n: int) -> None:
 
 
 def test_a_batch_of_campaign_emails_costs_a_few_statements_not_a_few_per_email(program, mailoutbox, monkeypatch):
-    monkeypatch.setattr(outbox, "FLUSH_SECONDS", 60.0)  # one flush for the batch, however slow the machine
+    monkeypatch.setattr(outbox_dispatching, "FLUSH_SECONDS", 60.0)  # one flush for the batch, however slow the machine
     campaign = CampaignFactory(program=program, incentive_points=50)
     for n in range(60):
         segment_member(program, email=f"b{n}@example.com")
@@ -93,17 +94,17 @@ def test_a_nudge_to_a_dead_broker_gives_up_fast_and_pauses(settings, member):
     previous = app.conf.broker_url
     _reset_connections()
     app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    outbox._nudge_paused_until = 0.0
+    outbox_queue._nudge_paused_until = 0.0
     try:
-        assert outbox.outbox_nudge() is False
+        assert outbox_queue.outbox_nudge() is False
         started = time.monotonic()
-        assert outbox.outbox_nudge() is False  # paused: not even tried
+        assert outbox_queue.outbox_nudge() is False  # paused: not even tried
         assert time.monotonic() - started < 0.1
-        assert outbox._nudge_paused_until > time.monotonic() + 20
+        assert outbox_queue._nudge_paused_until > time.monotonic() + 20
     finally:
         _reset_connections()
         app.conf.broker_url = previous
-        outbox._nudge_paused_until = 0.0
+        outbox_queue._nudge_paused_until = 0.0
 
 
 def test_staff_send_failed_emails_again_and_cancel_queued_ones(member, mailoutbox):

@@ -35,6 +35,8 @@ from loyalty.models import (
 )
 from loyalty.services import outbox
 from loyalty.services.campaigns import campaign_run
+from loyalty.services.outbox import dispatch as outbox_dispatching
+from loyalty.services.outbox import queue as outbox_queue
 from loyalty.tasks import dispatch_emails
 from shop.models import Product
 from tests.factories import CampaignFactory, UserFactory, segment_member
@@ -97,12 +99,12 @@ def broker_at():
     def use(url: str) -> None:
         _reset_connections()
         app.conf.broker_url = url
-        outbox._nudge_paused_until = 0.0
+        outbox_queue._nudge_paused_until = 0.0
 
     yield use
     _reset_connections()
     app.conf.broker_url = previous
-    outbox._nudge_paused_until = 0.0
+    outbox_queue._nudge_paused_until = 0.0
 
 
 @pytest.fixture
@@ -110,7 +112,7 @@ def nudge_seconds(monkeypatch):
     """How long each after-commit nudge waited on the broker (the part of a request loyalty
     adds; the rest of the request's time depends on the machine, not on the broker)."""
     seconds: list[float] = []
-    real = outbox.outbox_nudge
+    real = outbox_queue.outbox_nudge
 
     def timed() -> bool:
         started = time.monotonic()
@@ -119,7 +121,7 @@ def nudge_seconds(monkeypatch):
         finally:
             seconds.append(time.monotonic() - started)
 
-    monkeypatch.setattr(outbox, "outbox_nudge", timed)
+    monkeypatch.setattr(outbox_queue, "outbox_nudge", timed)
     return seconds
 
 
@@ -334,7 +336,7 @@ def test_a_worker_killed_in_the_middle_of_a_batch_sends_every_email_exactly_once
     settings.EMAIL_BACKEND = "tests.mail_backends.SlowFileBackend"
     os.environ["TEST_MAIL_FILE"], os.environ["TEST_MAIL_DELAY"] = str(sent_file), "0"
     try:
-        later = timezone.now() + timedelta(seconds=outbox._setting("EMAIL_LEASE_SECONDS") + 1)
+        later = timezone.now() + timedelta(seconds=outbox_dispatching._setting("EMAIL_LEASE_SECONDS") + 1)
         outbox.outbox_dispatch(now=later)
     finally:
         del os.environ["TEST_MAIL_FILE"], os.environ["TEST_MAIL_DELAY"]

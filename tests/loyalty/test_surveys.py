@@ -26,6 +26,7 @@ from loyalty.models import (
 )
 from loyalty.services import outbox, record_order_event
 from loyalty.services import surveys as service
+from loyalty.services.outbox import queue as outbox_queue
 from loyalty.services.surveys import (
     SurveyAlreadyAnswered,
     SurveyAnswerInvalid,
@@ -83,8 +84,8 @@ def send_now(monkeypatch):
         sent.extend(rows.values_list("invitation_id", flat=True))
         return bool(outbox.outbox_dispatch(ids=list(rows.values_list("pk", flat=True))))
 
-    monkeypatch.setattr(outbox, "outbox_nudge", nudge)
-    monkeypatch.setattr(outbox, "_nudge_registered", lambda: False)
+    monkeypatch.setattr(outbox_queue, "outbox_nudge", nudge)
+    monkeypatch.setattr(outbox_queue, "_nudge_registered", lambda: False)
     return sent
 
 

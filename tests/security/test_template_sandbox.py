@@ -98,7 +98,7 @@ def test_private_attributes_do_not_compile():
 
 @pytest.mark.django_db
 def test_the_documented_variables_are_exactly_what_a_campaign_email_gets(program):
-    from loyalty.services.campaigns import _context
+    from loyalty.services.campaigns.rendering import _context
 
     member = campaign_sample_member(campaign=CampaignFactory(program=program))
     context = _context(member=member, message=None, incentive_text="", incentive_expires_at=None)
