@@ -219,8 +219,8 @@ def prepare_database(*, seed: int) -> None:
     from django.utils import timezone
 
     from config.demo_programme import create_demo_programme, ensure_demo_survey, seed_demo_survey_answers
+    from loyalty.adapters import get_adapter
     from loyalty.models import Member, Program
-    from loyalty.receivers import get_adapter
     from loyalty.services import points_expire_due
     from loyalty.services.backfill import orders_backfill
     from loyalty.services.rewards import redemptions_expire_due

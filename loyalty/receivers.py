@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from .adapters import get_adapter  # loyalty.receivers.get_adapter stays importable, as before
 from .adapters.base import BaseAdapter, EventFactory, OrderEvent
 from .conf import loyalty_settings
 from .exceptions import InvalidEvent
@@ -20,11 +21,6 @@ logger = logging.getLogger("loyalty.receivers")
 _connected: list[tuple[object, object]] = []
 #: Why the adapter could not be connected at start-up, for the system check (loyalty.E004).
 connection_error = ""
-
-
-def get_adapter() -> BaseAdapter | None:
-    adapter_class = loyalty_settings.ADAPTER
-    return adapter_class() if adapter_class else None
 
 
 def _events(result: OrderEvent | Iterable[OrderEvent] | None) -> list[OrderEvent]:

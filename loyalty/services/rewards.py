@@ -52,7 +52,7 @@ COUNTED_STATUSES = (Redemption.Status.ISSUED, Redemption.Status.USED)
 
 
 def _adapter():
-    from ..receivers import get_adapter
+    from ..adapters import get_adapter
 
     return get_adapter()
 

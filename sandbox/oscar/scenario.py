@@ -22,9 +22,9 @@ from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from oscar.core.loading import get_class, get_model  # noqa: E402
 
+from loyalty.adapters import get_adapter  # noqa: E402
 from loyalty.adapters.base import DiscountStatus  # noqa: E402
 from loyalty.models import Member, OrderEvent, PointsEntry, Program, Purchase, Reward  # noqa: E402
-from loyalty.receivers import get_adapter  # noqa: E402
 from loyalty.services import redeem  # noqa: E402
 
 Basket = get_model("basket", "Basket")

@@ -95,3 +95,22 @@ def test_deploy_check_warns_about_a_local_site_url(settings):
     settings.LOYALTY = {**settings.LOYALTY, "SITE_URL": "https://shop.example.com"}
     assert "loyalty.W003" not in [m.id for m in run_checks(include_deployment_checks=True)]
     assert "loyalty.W003" not in [m.id for m in run_checks()]  # only with --deploy
+
+
+def test_the_adapter_is_made_once_per_process_and_anew_when_the_setting_changes(settings):
+    """It is asked on every paid order: one instance, the same the receivers and rewards use."""
+    from config.loyalty_adapter import ShopAdapter
+    from loyalty.adapters import get_adapter
+    from loyalty.receivers import get_adapter as documented_alias
+
+    first = get_adapter()
+    assert isinstance(first, ShopAdapter)
+    assert get_adapter() is first and documented_alias() is first
+
+    settings.LOYALTY = {**settings.LOYALTY}  # same class, but the setting changed: a new instance
+    second = get_adapter()
+    assert isinstance(second, ShopAdapter) and second is not first
+    assert get_adapter() is second
+
+    settings.LOYALTY = {}
+    assert get_adapter() is None

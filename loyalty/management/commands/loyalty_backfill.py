@@ -3,8 +3,8 @@ from datetime import datetime, time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from loyalty.adapters import get_adapter
 from loyalty.exceptions import LoyaltyError
-from loyalty.receivers import get_adapter
 from loyalty.services.backfill import backfill_program, orders_backfill
 
 
