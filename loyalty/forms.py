@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Member, Program, Reward
+from .nps import nps_scale
 
 
 def _token() -> str:
@@ -140,7 +141,7 @@ class SurveyForm(forms.Form):
         if survey.ask_nps:
             self.fields["nps"] = forms.TypedChoiceField(
                 label=survey.nps_question or _("How likely are you to recommend us to a friend?"),
-                choices=[(str(n), str(n)) for n in range(11)],
+                choices=[(str(n), str(n)) for n in nps_scale()],
                 coerce=int,
                 empty_value=None,
                 required=False,

@@ -46,6 +46,7 @@ from .models import (
     SurveyResponse,
     Tier,
 )
+from .nps import DETRACTOR, PASSIVE, PROMOTER, nps_band_q, nps_score
 from .selectors import campaign_report
 
 CENT = Decimal("0.01")
@@ -481,8 +482,6 @@ def points_by_month(*, program: Program, start: datetime, end: datetime) -> list
 
 # --- customer voice: NPS and CSAT -----------------------------------------------------------------
 
-#: Survey answers by NPS score: promoters 9-10, passives 7-8, detractors 0-6.
-PROMOTER_MIN, PASSIVE_MIN = 9, 7
 #: CSAT answers of 4 or 5 count as satisfied.
 CSAT_SATISFIED_MIN = 4
 
@@ -490,9 +489,9 @@ CSAT_SATISFIED_MIN = 4
 def _nps_aggregates() -> dict:
     return {
         "responses": Count("pk"),
-        "promoters": Count("pk", filter=Q(nps__gte=PROMOTER_MIN)),
-        "passives": Count("pk", filter=Q(nps__gte=PASSIVE_MIN, nps__lt=PROMOTER_MIN)),
-        "detractors": Count("pk", filter=Q(nps__lt=PASSIVE_MIN)),
+        "promoters": Count("pk", filter=nps_band_q(PROMOTER)),
+        "passives": Count("pk", filter=nps_band_q(PASSIVE)),
+        "detractors": Count("pk", filter=nps_band_q(DETRACTOR)),
         "csat_answers": Count("csat"),
         "csat_satisfied": Count("pk", filter=Q(csat__gte=CSAT_SATISFIED_MIN)),
         "csat_sum": Sum("csat"),
@@ -532,11 +531,8 @@ class NpsSummary:
 
     @property
     def nps(self) -> int | None:
-        """Net Promoter Score, -100..100: 100 x (promoters - detractors) / NPS answers, rounded half up."""
-        if not self.nps_answers:
-            return None
-        exact = Decimal(100 * (self.promoters - self.detractors)) / Decimal(self.nps_answers)
-        return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        """Net Promoter Score, -100..100, as ``loyalty.nps`` defines it."""
+        return nps_score(promoters=self.promoters, detractors=self.detractors, answers=self.nps_answers)
 
     @property
     def csat(self) -> float | None:

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from .conf import loyalty_settings
 from .exceptions import LoyaltyError
 from .models import Member, Reward
+from .nps import NPS_MAX, NPS_MIN
 from .selectors import memberships_for_user, program_overview
 from .services.campaigns import (
     click_token_load,
@@ -349,7 +350,7 @@ def survey(request: HttpRequest, token: str) -> HttpResponse:
         if page.response is not None:
             initial = {"nps": page.response.nps, "csat": page.response.csat, "comment": page.response.comment}
         preselect = request.GET.get("nps", "")
-        if survey_.ask_nps and preselect.isdigit() and 0 <= int(preselect) <= 10:
+        if survey_.ask_nps and preselect.isdigit() and NPS_MIN <= int(preselect) <= NPS_MAX:
             initial["nps"] = int(preselect)
         form = SurveyForm(initial=initial, survey=survey_)
     return render(

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from loyalty.adapters.base import EventKind, OrderEvent
 from loyalty.models import Campaign, CustomerHealth, Member, Program, Purchase, Survey, SurveyResponse
+from loyalty.nps import is_detractor
 from shop import services as shop_services
 from shop.models import Order, Product
 
@@ -159,9 +160,7 @@ class SurveyResponseFactory(factory.django.DjangoModelFactory):
     nps = 9
     csat = 5
     comment = ""
-    is_detractor = factory.LazyAttribute(
-        lambda o: (o.nps is not None and o.nps <= 6) or (o.csat is not None and o.csat <= 2)
-    )
+    is_detractor = factory.LazyAttribute(lambda o: is_detractor(nps=o.nps, csat=o.csat))
     submitted_at = factory.LazyFunction(timezone.now)
     updated_at = factory.SelfAttribute("submitted_at")
 

@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy
 
 from .. import kpis
 from ..models import Program, Segment
+from ..nps import nps_text as _nps_text
 from .base import ProgramAdmin
 
 VIEW_PERMISSION = "loyalty.view_member"
@@ -350,10 +351,6 @@ def build_cards(board: kpis.Dashboard) -> dict[str, list[Card]]:
         ),
     ]
     return {"sales": sales, "points": points, "members": members, "voice": voice_cards(board)}
-
-
-def _nps_text(value: int | None) -> str:
-    return "–" if value is None else f"{'+' if value > 0 else ''}{value}"
 
 
 def voice_cards(board: kpis.Dashboard) -> list[Card]:

@@ -17,8 +17,8 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from .. import exports
-from ..kpis import PASSIVE_MIN, PROMOTER_MIN
 from ..models import EarningRule, Survey, SurveyInvitation, SurveyResponse
+from ..nps import DETRACTOR, PASSIVE, PROMOTER, nps_band_q, nps_score, nps_text
 from .base import MEMBER_SEARCH, ReadOnlyMixin, _member_link, _percent
 
 Status = SurveyInvitation.Status
@@ -29,13 +29,6 @@ def _rules_url(program_id: int | None = None) -> str:
     if program_id:
         query["program__id__exact"] = program_id
     return reverse("admin:loyalty_earningrule_changelist") + "?" + urlencode(query)
-
-
-def _nps(promoters: int, detractors: int, answered: int) -> str:
-    if not answered:
-        return "–"
-    value = round(100 * (promoters - detractors) / answered)  # display only; kpis.NpsSummary is exact
-    return f"{'+' if value > 0 else ''}{value}"
 
 
 @admin.register(Survey)
@@ -94,8 +87,8 @@ class SurveyAdmin(admin.ModelAdmin):
             .annotate(
                 sent_count=Count("invitations", filter=sent, distinct=True),
                 response_count=Count("responses", distinct=True),
-                promoter_count=Count("responses", filter=Q(responses__nps__gte=PROMOTER_MIN), distinct=True),
-                detractor_count=Count("responses", filter=Q(responses__nps__lt=PASSIVE_MIN), distinct=True),
+                promoter_count=Count("responses", filter=nps_band_q(PROMOTER, "responses__nps"), distinct=True),
+                detractor_count=Count("responses", filter=nps_band_q(DETRACTOR, "responses__nps"), distinct=True),
                 nps_count=Count("responses", filter=Q(responses__nps__isnull=False), distinct=True),
             )
         )
@@ -121,7 +114,7 @@ class SurveyAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("NPS"))
     def nps(self, obj: Survey) -> str:
-        return _nps(obj.promoter_count, obj.detractor_count, obj.nps_count)
+        return nps_text(nps_score(promoters=obj.promoter_count, detractors=obj.detractor_count, answers=obj.nps_count))
 
     @admin.display(description=_("points"))
     def points_note(self, obj: Survey | None) -> str:
@@ -177,9 +170,9 @@ class ScoreBandFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         bands = {
-            "promoter": Q(nps__gte=PROMOTER_MIN),
-            "passive": Q(nps__gte=PASSIVE_MIN, nps__lt=PROMOTER_MIN),
-            "detractor": Q(nps__lt=PASSIVE_MIN),
+            PROMOTER: nps_band_q(PROMOTER),
+            PASSIVE: nps_band_q(PASSIVE),
+            DETRACTOR: nps_band_q(DETRACTOR),
             "none": Q(nps__isnull=True),
         }
         return queryset.filter(bands[self.value()]) if self.value() in bands else queryset

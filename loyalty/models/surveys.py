@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from ..compat import check_constraint
+from ..nps import NPS_MAX, NPS_MIN
 from .purchases import MONEY
 
 
@@ -130,7 +131,7 @@ class SurveyResponse(models.Model):
     member = models.ForeignKey("loyalty.Member", on_delete=models.CASCADE, related_name="survey_responses")
     purchase = models.OneToOneField("loyalty.Purchase", on_delete=models.CASCADE, related_name="survey_response")
     nps = models.PositiveSmallIntegerField(
-        _("NPS score"), null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(10)]
+        _("NPS score"), null=True, blank=True, validators=[MinValueValidator(NPS_MIN), MaxValueValidator(NPS_MAX)]
     )
     csat = models.PositiveSmallIntegerField(
         _("CSAT score"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
@@ -149,7 +150,7 @@ class SurveyResponse(models.Model):
         verbose_name = _("survey response")
         verbose_name_plural = _("survey responses")
         constraints = [
-            check_constraint(condition=Q(nps__isnull=True) | Q(nps__lte=10), name="loyalty_response_nps_0_10"),
+            check_constraint(condition=Q(nps__isnull=True) | Q(nps__lte=NPS_MAX), name="loyalty_response_nps_0_10"),
             check_constraint(
                 condition=Q(csat__isnull=True) | Q(csat__gte=1, csat__lte=5), name="loyalty_response_csat_1_5"
             ),

@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 from ..config_cache import paying_rules
 from ..exceptions import LoyaltyError
 from ..models import EarningRule, Member, PointsEntry, Purchase, Survey, SurveyInvitation, SurveyResponse
+from ..nps import NPS_MAX, NPS_MIN, is_detractor, nps_scale
 from . import feedback
 from .campaigns import PREVIEW_TOKEN, marketing_reachable, marketing_unreachable_reason
 from .notifications import MemberEmail, member_email_render, member_language, site_url
@@ -54,7 +55,7 @@ COMMENT_MAX_LENGTH = 4000
 #: Orders in these states are surveyed; refunded and cancelled ones are not.
 SURVEYED_STATUSES = Purchase.KEPT_STATUSES
 TEMPLATE = "survey_invitation"
-NPS_SCALE = list(range(11))
+NPS_SCALE = nps_scale()
 
 
 class SurveyError(LoyaltyError):
@@ -302,11 +303,6 @@ def survey_token_load(token: str, *, max_age: timedelta = LINK_MAX_AGE) -> Surve
 # --- answering ---------------------------------------------------------------------------------
 
 
-def is_detractor(*, nps: int | None, csat: int | None) -> bool:
-    """NPS 0-6 or CSAT 1-2."""
-    return (nps is not None and nps <= 6) or (csat is not None and csat <= 2)
-
-
 def _score(value: Any, *, low: int, high: int, field: str, message: str) -> int | None:
     if value is None or value == "":
         return None
@@ -327,7 +323,9 @@ def survey_answer_clean(
     """The answer as stored: scores as numbers (``None`` for a question not answered or not
     asked), the comment stripped. Raises :class:`SurveyAnswerInvalid` with a message to show."""
     nps = (
-        _score(nps, low=0, high=10, field="nps", message=_("Choose a score from 0 to 10.")) if survey.ask_nps else None
+        _score(nps, low=NPS_MIN, high=NPS_MAX, field="nps", message=_("Choose a score from 0 to 10."))
+        if survey.ask_nps
+        else None
     )
     csat = (
         _score(csat, low=1, high=5, field="csat", message=_("Choose a rating from 1 to 5."))

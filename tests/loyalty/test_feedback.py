@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from loyalty import kpis, signals
+from loyalty import nps as nps_definition
 from loyalty.compat import get_model_admin
 from loyalty.health import risk
 from loyalty.models import (
@@ -89,6 +90,28 @@ def test_nps_is_none_without_answers_and_rounds_half_up(program, member):
     assert kpis.NpsSummary(8, 5, 0, 3, 0, 0).nps == 25  # 2/8
     assert kpis.NpsSummary(7, 3, 4, 0, 0, 0).nps == 43  # 42.857 -> 43
     assert kpis.NpsSummary(8, 1, 6, 1, 0, 0).nps == 0  # 0/8
+
+
+def test_nps_is_defined_once_bands_and_rounding_half_away_from_zero():
+    bands = [nps_definition.nps_band(score) for score in nps_definition.nps_scale()]
+    assert bands == ["detractor"] * 7 + ["passive"] * 2 + ["promoter"] * 2
+    assert nps_definition.nps_band(None) is None
+    assert nps_definition.nps_score(promoters=1, detractors=0, answers=8) == 13  # 12.5
+    assert nps_definition.nps_score(promoters=0, detractors=1, answers=8) == -13  # -12.5
+    assert nps_definition.nps_score(promoters=0, detractors=0, answers=0) is None
+    assert kpis.NpsSummary(8, 1, 7, 0, 0, 0).nps == 13
+    assert [nps_definition.nps_text(v) for v in (13, 0, -5, None)] == ["+13", "0", "-5", "–"]
+
+
+def test_the_survey_admin_shows_the_dashboards_nps(admin_client, program, member):
+    """1 promoter and 7 passives: 12.5, shown as +13 in the survey list as on the dashboard."""
+    survey = SurveyFactory(program=program)
+    for score in (9, 7, 7, 7, 7, 7, 7, 7):
+        answer(member, nps=score, survey=survey)
+    page = admin_client.get(reverse("admin:loyalty_survey_changelist")).content.decode()
+    assert '<td class="field-nps">+13</td>' in page
+    promoters = admin_client.get(reverse("admin:loyalty_surveyresponse_changelist"), {"band": "promoter"})
+    assert promoters.context["cl"].result_count == 1
 
 
 def test_nps_trend_is_monthly_with_empty_months_in_one_query(program, member):
