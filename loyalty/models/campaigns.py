@@ -106,11 +106,11 @@ class Campaign(models.Model):
 
     def clean(self) -> None:
         """Subject, text and HTML must compile in the staff template sandbox and use only its
-        documented variables (``loyalty.services.staff_templates``)."""
+        documented variables (``loyalty.staff_templates``)."""
         from django.core.exceptions import ValidationError
         from django.template import TemplateSyntaxError
 
-        from ..services.staff_templates import CAMPAIGN_VARIABLES, staff_template_validate
+        from ..staff_templates import CAMPAIGN_VARIABLES, staff_template_validate
 
         errors = {}
         for field in ("subject", "text_template", "html_template"):

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from loyalty.models import Campaign
 from loyalty.services.campaigns import campaign_preview, campaign_sample_member
-from loyalty.services.staff_templates import (
+from loyalty.staff_templates import (
     ALLOWED_TAGS,
     CAMPAIGN_VARIABLES,
     StaffTemplateRefused,

@@ -24,8 +24,8 @@ from django.utils.safestring import mark_safe
 
 from ...conf import loyalty_settings
 from ...models import Campaign, Member, Message, Program
+from ...staff_templates import staff_template_compile
 from ..notifications import email_message, site_url
-from ..staff_templates import staff_template_compile
 from .tokens import click_token, tracking_token, unsubscribe_token
 
 if TYPE_CHECKING:  # sending imports this module
