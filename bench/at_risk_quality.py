@@ -283,8 +283,9 @@ def customers(s: Summary, *, with_value: bool = True) -> risk.Customers:
 
 def score_cut(tx: Transactions, cut: str, end: str, horizon_days: int, *, with_value: bool = True) -> dict:
     """The at-risk score at ``cut`` for lapse within ``horizon_days``, exactly as the product computes it:
-    ``health_fit_model`` fits BG/NBD on everyone and runs the backtest through ``risk.backtest_days`` and
-    ``risk.learn``; the nightly refresh scores with ``risk.lapse_probability``. Outcomes: ``(cut, end]``."""
+    ``health_fit_model`` fits BG/NBD on everyone, runs the backtest through ``risk.backtest_days`` and
+    ``risk.learn`` and carries its level to today's customers with ``risk.carried_to_today``; the nightly
+    refresh scores with ``risk.lapse_probability``. Outcomes: ``(cut, end]``."""
     started = time.perf_counter()
     s = summarise(tx, cut, end)
     params = bgnbd.fit(s.x, s.t_x, s.T).params
@@ -296,12 +297,15 @@ def score_cut(tx: Transactions, cut: str, end: str, horizon_days: int, *, with_v
     backtest = risk.learn(
         customers(before, with_value=with_value), before.lapsed, window_days=days, horizon_days=horizon_days
     )
-    scores = risk.lapse_probability(backtest.model, params, customers=customers(s, with_value=with_value))
+    today = customers(s, with_value=with_value)
+    model = risk.carried_to_today(backtest, params, today)
+    scores = risk.lapse_probability(model, params, customers=today)
     return {
         "summary": s,
         "params": params,
         "scores": scores,
         "backtest": backtest,
+        "model": model,
         "days": days,
         "n": before.x.size,
         "lapsed": float(before.lapsed.mean()),
@@ -317,7 +321,7 @@ def backtest_risk(
     end = str(np.datetime64(calibration_end, "D") + np.timedelta64(horizon_days, "D"))
     result = score_cut(tx, calibration_end, end, horizon_days)
     info = {k: result[k] for k in ("days", "n", "lapsed", "seconds")}
-    info["model"] = result["backtest"].model
+    info["model"] = result["model"]
     return result["scores"], info
 
 
@@ -496,7 +500,8 @@ def feedback_report(
     backtest = risk.learn(
         risk.Customers(cut["x"], cut["t_x"], cut["T"]), cut["lapsed"], window_days=window, horizon_days=window
     )
-    base = risk.lapse_probability(backtest.model, params, customers=risk.Customers(now["x"], now["t_x"], now["T"]))
+    today = risk.Customers(now["x"], now["t_x"], now["T"])
+    base = risk.lapse_probability(risk.carried_to_today(backtest, params, today), params, customers=today)
     # The weight the weekly fit learns from this backtest: the one-parameter logistic offset for
     # detractors on top of the backtest's own score (``risk.fit_offset``, the production function).
     cut_base = backtest.scores
@@ -576,7 +581,7 @@ def cut_metrics(tx: Transactions, cut: str, horizon_days: int, *, with_value: bo
         "one_time": roc_auc(y[one], p[one]),
         "one_time_recency": roc_auc(y[one], recency[one]),
         "ece": result["backtest"].model.ece,
-        "features": result["backtest"].model.features[len(risk.FEATURES) :],
+        "features": result["backtest"].model.features[len(risk.BASE_FEATURES) :],
     }
 
 

@@ -24,6 +24,8 @@ FEATURE_LABELS = {
     "one_time": _("one-time buyer"),
     "log_weeks_since_last": _("log weeks since the last order"),
     "log_repeat": _("log repeat purchases"),
+    "log_weeks_since_first": _("log weeks since the first order"),
+    "one_time_log_weeks": _("one-time buyers: log weeks since their order"),
     "first_value": _("one-time buyers: log order value"),
     "used_code": _("one-time buyers: used a loyalty reward code"),
     "enrolled_before": _("one-time buyers: log weeks enrolled before the first order"),
@@ -126,6 +128,25 @@ def backtest_html(fit: HealthModelFit | None) -> str:
         )
     else:
         reach = format_html(_("The backtest covers the whole {}-day horizon."), horizon_days)
+    if model.level:
+        backtest, relation, drift, today = model.level
+        reach = format_html(
+            "{} {}",
+            reach,
+            format_html(
+                _(
+                    "The backtest's customers were {} days younger than today's, and {} of them lapsed in its "
+                    "window. For today's customers the learnt weights give {}, that rate moved by the purchase "
+                    "model's predicted change gives {}; the score's mean over the window is set to their "
+                    "average, {}."
+                ),
+                window_days,
+                f"{backtest:.1%}",
+                f"{relation:.1%}",
+                f"{drift:.1%}",
+                f"{today:.1%}",
+            ),
+        )
     rows = format_html_join(
         "", "<tr><td>{}</td><td style=\"text-align:right\">{}</td></tr>",
         ((feature_label(name), f"{weight:+.3f}") for name, weight in model.named_weights),

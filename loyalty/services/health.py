@@ -330,8 +330,9 @@ def _fit_risk(
     """Learn the at-risk score from a backtest: cut the history, see who bought nothing after the cut.
 
     See ``loyalty.health.risk``: :func:`risk.backtest_days` chooses the window, :func:`risk.learn` fits
-    BG/NBD at the cut, the weights (with the optional features this shop has) and their calibration;
-    ``bench/at_risk_quality.py`` calls the same two functions. Without a usable backtest the score is
+    BG/NBD at the cut, the weights (with the optional features this shop has) and their calibration,
+    :func:`risk.carried_to_today` moves the calibration's level from the backtest's customers to today's;
+    ``bench/at_risk_quality.py`` calls the same functions. Without a usable backtest the score is
     BG/NBD's lapse probability alone. With at least ``MIN_DETRACTORS_TO_LEARN`` backtest buyers who answered
     as detractors within ``detractor_days`` before the cut, also learn the detractor weight
     (``risk.fit_offset``) on top of the backtest's own score, and store it in the risk model as
@@ -355,12 +356,16 @@ def _fit_risk(
     if lapsed.all() or not lapsed.any():
         return
     customers = health_customers(program=program, data=before, now=cut)
+    params = bgnbd.BGNBDParams(r=fit.r, alpha=fit.alpha, a=fit.a, b=fit.b)
     try:
         backtest = risk.learn(customers, lapsed, window_days=days, horizon_days=horizon_days)
+        # today's buyers (the ones the refresh will score) set the level the model starts the week at
+        today = health_customers(program=program, data=data, now=now, features=backtest.model.features)
+        model = risk.carried_to_today(backtest, params, today)
     except (ValueError, FloatingPointError, ArithmeticError):
         logger.warning("At-risk backtest failed for programme %s; using BG/NBD alone.", program.pk, exc_info=True)
         return
-    fit.risk_model = backtest.model.as_dict()
+    fit.risk_model = model.as_dict()
     if detractor_days > 0:
         detractor = np.isin(before.member_ids, _detractors_at(program, cut, detractor_days))
         if detractor.sum() >= MIN_DETRACTORS_TO_LEARN:

@@ -127,5 +127,8 @@ def test_admin_shows_the_backtest_reliability_curve_calibration_error_and_learnt
         assert page.count('<circle cx="') == len(fit.risk_model["reliability"]) == 10  # one point per tenth
         assert "<title id=\"reliability-" in page and "perfect calibration" in page
         assert "log weeks since the last order" in page  # the learnt weights, by name
+        assert "log weeks since the first order" in page  # the age features
+        level = fit.risk_model["level"]  # the level carried from the backtest's customers to today's
+        assert f"{level['backtest']:.1%} of them lapsed" in page and f"their average, {level['today']:.1%}" in page
     listing = admin_client.get(reverse("admin:loyalty_healthmodelfit_changelist")).content.decode()
     assert "Calibration error (points)" in listing and f"{ece:.1f}" in listing

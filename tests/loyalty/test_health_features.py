@@ -67,9 +67,9 @@ def test_a_shop_without_the_data_gets_the_base_model(program, modelled):
     fit = health_fit_model(program=program, now=NOW)
 
     assert fit.usable and fit.risk_model
-    optional = set(fit.risk_model["features"]) - set(risk.FEATURES)
+    optional = set(fit.risk_model["features"]) - set(risk.BASE_FEATURES)
     assert optional <= {"first_value"}  # no categories, codes, enrolment gaps, emails or surveys here
-    assert fit.risk_model["features"][: len(risk.FEATURES)] == list(risk.FEATURES)
+    assert fit.risk_model["features"][: len(risk.BASE_FEATURES)] == list(risk.BASE_FEATURES)
 
 
 def test_categories_and_email_engagement_are_learnt_and_change_the_score(program, modelled):
