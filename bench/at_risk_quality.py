@@ -17,11 +17,12 @@ For each data set the model is fitted on a calibration period and judged on the 
 "Lapsed" means no purchase in the holdout. Scores compared (higher = more at risk):
 
 - at-risk (ours): the score a shop stores, computed by the same functions the weekly fit and the nightly
-  refresh call (``score_cut``: ``risk.backtest_days``, ``risk.learn``, ``risk.lapse_probability``): BG/NBD's
-  lapse probability sharpened and calibrated by a backtest inside the calibration period (cut w days before
-  its end, w = the holdout length when 60 days stay before the cut; fit BG/NBD before the cut; a logistic
-  regression on who bought nothing after it, with the first order's value; Platt calibration on out-of-fold
-  scores), carried to the holdout length by BG/NBD's ratio when w is shorter;
+  refresh call (``score_cut``: ``risk.backtest_days``, ``risk.learn``, ``risk.carried_to_today``,
+  ``risk.lapse_probability``): BG/NBD's lapse probability sharpened and calibrated by a backtest inside the
+  calibration period (cut w days before its end, w = the holdout length when 60 days stay before the cut;
+  fit BG/NBD before the cut; a logistic regression on who bought nothing after it, with the customer's age
+  and the first order's value; Platt calibration on out-of-fold scores; the level carried from the
+  backtest's customers to today's), carried to the holdout length by BG/NBD's ratio when w is shorter;
 - BG/NBD P(no purchase): ``p_no_purchase`` over the holdout length on its own, a calibrated probability;
 - -E[purchases]: BG/NBD's conditional expected purchases over the holdout, fewest first;
 - recency: weeks since the last purchase at the end of calibration (``T - t_x``);
@@ -587,7 +588,10 @@ def cut_metrics(tx: Transactions, cut: str, horizon_days: int, *, with_value: bo
 
 def all_cuts_report(tx: Transactions, cuts: list[str], *, label: str = "master") -> list[dict]:
     """The table for every cut, with the horizon equal to the rest of the holdout and with a fixed 90 days."""
-    print(f"\n=== CDNOW {label}: the at-risk score at every calibration cut (risk.learn + risk.lapse_probability) ===")
+    print(
+        f"\n=== CDNOW {label}: the at-risk score at every calibration cut "
+        "(risk.learn, carried_to_today, lapse_probability) ==="
+    )
     print(
         f"{'cut':>10} {'horizon':>7} {'window':>6} {'customers':>9} {'lapsed':>6}  {'AUC ours':>8} {'recency':>7} "
         f"{'BG/NBD':>6}  {'cal. err':>8}  {'Brier ours':>10} {'BG/NBD':>6}  {'1-time AUC':>10} {'recency':>7}"
@@ -613,6 +617,7 @@ def all_cuts_summary(rows: list[dict]) -> dict:
         "worst_margin": float(margins.min()),
         "mean_margin": float(margins.mean()),
         "worst_calibration": float(max(abs(r["calibration"]) for r in rows)),
+        "calibrated": sum(abs(r["calibration"]) <= 2 for r in rows),
         "worst_one_time": float(min(r["one_time"] for r in rows)),
         "mean_one_time": float(np.mean([r["one_time"] for r in rows])),
         "brier_worse": sum(r["brier"] > r["bgnbd_brier"] for r in rows),
@@ -625,7 +630,8 @@ def all_cuts(tx: Transactions, cuts: list[str], *, label: str = "master", ablati
     print(
         f"\ntargets: AUC above recency on each cut: {mark(summary['worst_margin'] > 0)}; mean margin "
         f"{summary['mean_margin']:+.4f} >= +0.015: {mark(summary['mean_margin'] >= 0.015)}; calibration within 2 "
-        f"points on each cut: {mark(summary['worst_calibration'] <= 2)}; Brier <= BG/NBD's on each cut: "
+        f"points on each cut: {mark(summary['worst_calibration'] <= 2)} ({summary['calibrated']} of {len(rows)}); "
+        f"Brier <= BG/NBD's on each cut: "
         f"{mark(summary['brier_worse'] == 0)} ({summary['brier_worse']} of {len(rows)} above); one-time AUC 0.60: "
         f"{mark(summary['worst_one_time'] >= 0.6)} (mean {summary['mean_one_time']:.3f})"
     )

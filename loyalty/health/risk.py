@@ -3,27 +3,32 @@
 BG/NBD cannot let a customer drop out before their first repeat purchase, so on its own it
 under-rates one-time buyers' risk and over-rates repeat buyers': ranked by P(no purchase),
 it falls just short of plain recency on CDNOW. The fix uses only the past, as a nightly job can
-(:func:`learn` is the weekly fit's whole backtest, :func:`lapse_probability` the nightly score;
-``bench/at_risk_quality.py`` calls the same two functions):
+(:func:`learn` is the weekly fit's whole backtest, :func:`carried_to_today` sets its level for today's
+customers, :func:`lapse_probability` is the nightly score; ``bench/at_risk_quality.py`` calls the same three):
 
 1. **Backtest**: cut the history ``w`` days before today, ``w`` = the horizon when it fits in
    the history with at least :data:`MIN_DAYS_BEFORE_CUT` (60) days left before the cut, else what
    fits (:func:`backtest_days`); fit BG/NBD on the part before the cut, and label who bought nothing
    after it.
 2. **Learn** a small logistic regression from the backtest: the model's lapse logit over ``w``, one-time
-   buyer, log weeks since the last purchase, log repeat purchases, and the optional features a shop has
-   (:data:`OPTIONAL_FEATURES`: for one-time buyers the order's value and category, a loyalty code used,
-   weeks between enrolment and the first order; for everyone campaign emails opened, clicked,
+   buyer, log weeks since the last purchase, log repeat purchases, the customer's age (log weeks since the
+   first purchase, and the same for one-time buyers alone: :data:`AGE_FEATURES`), and the optional features
+   a shop has (:data:`OPTIONAL_FEATURES`: for one-time buyers the order's value and category, a loyalty code
+   used, weeks between enrolment and the first order; for everyone campaign emails opened, clicked,
    unsubscribed and a recent survey answer that was not a detractor's). A feature counts only when at least
    :data:`MIN_FEATURE_ROWS` backtest customers have it and as many do not.
 3. **Calibrate** on the backtest's outcomes (Platt scaling of out-of-fold scores: the regression is
    fitted on one half and scores the other), which also gives the reliability curve and the expected
    calibration error shown in admin.
-4. **Score** today's customers over ``w`` with today's BG/NBD and, when ``w`` is shorter than the
+4. **Carry the level to today** (:func:`carried_to_today`): the backtest's customers were ``w`` days
+   younger than today's, so the score's mean over ``w`` is set to the average (in log-odds) of the
+   learnt relation's mean on today's customers and the backtest's lapse rate moved by the change BG/NBD
+   predicts between the two groups. The ranking does not change.
+5. **Score** today's customers over ``w`` with today's BG/NBD and, when ``w`` is shorter than the
    horizon, extend to the horizon with BG/NBD's own ratio P(none in horizon) / P(none in ``w``): the
    backtest's calibration holds where it was observed and the purchase model carries it further.
 
-5. **Detractor offset** (:func:`fit_offset`): on the same backtest, the weight a recent
+6. **Detractor offset** (:func:`fit_offset`): on the same backtest, the weight a recent
    detractor survey answer adds to the log-odds of lapsing, learnt as a one-parameter logistic
    offset on top of the fitted score, when there are enough detractors to learn from.
 
@@ -66,7 +71,8 @@ MIN_DAYS_BEFORE_CUT = 60
 RELIABILITY_BINS = 10
 MAX_FIT_ROWS = 200_000
 L2 = 1e-3
-NEWTON_STEPS = 8
+QUASI_NEWTON_STEPS = 20
+NEWTON_STEPS = 30
 
 
 @dataclass(frozen=True)
@@ -233,10 +239,12 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _logistic(X: np.ndarray, y: np.ndarray, l2: float = L2, start: np.ndarray | None = None) -> np.ndarray:
-    """Weights of an L2-penalised (intercept excluded) logistic regression, by L-BFGS-B from ``start``.
+    """Weights of an L2-penalised (intercept excluded) logistic regression: the optimum itself.
 
-    The optimiser works on columns scaled to unit spread (same objective, same answer: the penalty is on
-    the original weights), which takes it there in a few dozen steps instead of hundreds."""
+    A few L-BFGS-B steps from ``start`` bring it close; Newton steps (with step halving) then land on the
+    optimum, so that inputs equal up to float noise (the database's sums and the bench's) give the same
+    weights, not wherever an optimiser's tolerances let it stop. Both work on columns scaled to unit spread
+    (same objective, same answer: the penalty is on the original weights)."""
     n = X.shape[0]
     scale = np.ones(X.shape[1])
     spread = X[:, 1:].std(axis=0)
@@ -251,10 +259,8 @@ def _logistic(X: np.ndarray, y: np.ndarray, l2: float = L2, start: np.ndarray | 
         return loss, grad
 
     v0 = np.zeros(X.shape[1]) if start is None else np.asarray(start, dtype=float) * scale
-    result = minimize(objective, v0, jac=True, method="L-BFGS-B")
+    result = minimize(objective, v0, jac=True, method="L-BFGS-B", options={"maxiter": QUASI_NEWTON_STEPS})
     v, loss = result.x, float(result.fun)
-    # Newton steps from where L-BFGS-B stopped: the optimum itself, so that inputs equal up to float noise
-    # (the database's sums and the bench's) give the same weights, not wherever the tolerances let it stop.
     for _ in range(NEWTON_STEPS):
         p = _sigmoid(Xs @ v)
         grad = Xs.T @ (p - y) / n + 2 * penalty * v
@@ -263,11 +269,16 @@ def _logistic(X: np.ndarray, y: np.ndarray, l2: float = L2, start: np.ndarray | 
             step = np.linalg.solve(hessian, grad)
         except np.linalg.LinAlgError:
             break
-        new_loss = objective(v - step)[0]
-        if not np.isfinite(new_loss) or new_loss > loss + 1e-12:
-            break
-        v, loss = v - step, new_loss
-        if np.max(np.abs(step)) < 1e-10:
+        t = 1.0
+        while t >= 1e-3:  # halve the step until the loss does not rise
+            new_loss = objective(v - t * step)[0]
+            if np.isfinite(new_loss) and new_loss <= loss:
+                break
+            t /= 2
+        else:
+            break  # no descent left: at the optimum (to float precision)
+        v, loss = v - t * step, new_loss
+        if np.max(np.abs(t * step)) < 1e-10:
             break
     weights = v / scale
     if not np.all(np.isfinite(weights)):
