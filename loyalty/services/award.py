@@ -52,6 +52,7 @@ FAST_VENDORS = frozenset({"postgresql"})
 _SPEND, _POINTS = Tier.QualifiesBy.SPEND, Tier.QualifiesBy.POINTS
 _MEMBER_COLUMNS = tuple(f.column for f in Member._meta.concrete_fields)
 _MEMBER_ATTNAMES = tuple(f.attname for f in Member._meta.concrete_fields)
+_TIER_ENTRY_PATTERN = f"{TIER_ENTRY_KEY_PREFIX}%"
 
 
 # --- which programme: remembered per process, checked by the statement ------------------------
@@ -140,191 +141,58 @@ def tier_crossed(
     return _decide(tiers=higher, current=current, values=values, upgrades_only=True) is not None
 
 
-# --- the statement ---------------------------------------------------------------------------------
+# --- the call ---------------------------------------------------------------------------------------
+
+#: The function (migration 0014) and the SQL types of its arguments, in order; ``None``: no cast
+#: (the user's primary key, whatever type the user model has).
+FUNCTION = "loyalty_award_paid_v1"
+_ARGUMENTS = (
+    ("program_id", "bigint"), ("slug", "text"), ("currency", "text"), ("version", "timestamptz"),
+    ("rate", "numeric"), ("pending_days", "integer"), ("lifetime", "integer"), ("expiry_policy", "text"),
+    ("email_earned", "boolean"), ("event_key", "text"), ("kind", "text"), ("reference", "text"),
+    ("payload", "jsonb"), ("now", "timestamptz"), ("email", "text"), ("amount", "numeric"),
+    ("at", "timestamptz"), ("category", "text"), ("user_id", None), ("points", "integer"),
+    ("tier_ids", "bigint[]"), ("tier_points", "integer[]"), ("tier_ranks", "integer[]"), ("held", "boolean"),
+    ("approve_at", "timestamptz"), ("first_pays", "boolean"), ("expires_at", "timestamptz"),
+    ("earn_key", "text"), ("tier_entry", "text"), ("q_kinds", "text[]"), ("q_from", "timestamptz[]"),
+    ("q_highest", "integer[]"), ("candidates", "integer"),
+)  # fmt: skip
+_CALL = (
+    "SELECT r.o_outcome, r.o_inbox_id, r.o_purchase_id, r.o_entry_id, r.o_remaining, r.o_pending_id, "
+    "r.o_points, r.o_tier_id, r.o_qualified, "
+    + ", ".join(f"(r.o_member).{column}" for column in _MEMBER_COLUMNS)
+    + f" FROM {FUNCTION}("
+    + ", ".join("%s" if sql_type is None else f"%s::{sql_type}" for _name, sql_type in _ARGUMENTS)
+    + ") r"
+)
 
 
 @dataclass(frozen=True)
-class _Statement:
-    sql: str
-    keys: tuple[tuple[str, int], ...] = ()  # the qualification columns q0, q1... in order
+class _Shape:
+    """What the call needs to know about the programme's tiers (one per programme version)."""
+
+    tier_ids: list[int]
+    tier_ranks: list[int]
+    keys: tuple[tuple[str, int], ...]  # the qualification windows, in the order of ``o_qualified``
+    q_kinds: list[str]
+    q_highest: list[int]
 
 
-_statements: dict[tuple, _Statement] = {}
+_shapes: dict[tuple, _Shape] = {}
 
 
-def _guard(by_slug: bool) -> str:
-    resolution = (
-        "p.slug = %(slug)s"
-        if by_slug
-        else (
-            "p.id = (SELECT q.id FROM loyalty_program q WHERE q.is_active AND q.currency = %(currency)s "
-            "ORDER BY q.id LIMIT 1)"
+def _shape(program: Program, config: ProgramConfig) -> _Shape:
+    key = (program.pk, program.config_changed_at)
+    if (shape := _shapes.get(key)) is None:
+        windows = qualification_keys(config)
+        shape = _shapes[key] = _Shape(
+            tier_ids=[tier.pk for tier in config.tiers],
+            tier_ranks=[tier.rank for tier in config.tiers],
+            keys=tuple((kind, days) for kind, days, _rank in windows),
+            q_kinds=[kind for kind, _days, _rank in windows],
+            q_highest=[rank for _kind, _days, rank in windows],
         )
-    )
-    return f"""ok AS (
-    SELECT p.id FROM loyalty_program p
-    WHERE p.id = %(program_id)s AND p.is_active AND p.currency = %(currency)s
-      AND p.config_changed_at = %(version)s AND p.points_per_unit = %(rate)s
-      AND p.pending_days = %(pending_days)s AND p.points_lifetime_days IS NOT DISTINCT FROM %(lifetime)s
-      AND p.expiry_policy = %(expiry_policy)s AND p.email_points_earned = %(email_earned)s
-      AND {resolution}
-)"""
-
-
-_INBOX_INSERT = """ins_event AS (
-    INSERT INTO loyalty_orderevent
-        (event_key, kind, order_reference, payload, status, received_at, processed_at, attempts, last_error)
-    SELECT %(event_key)s, %(kind)s, %(reference)s, %(payload)s::jsonb, 'processed', %(now)s, %(now)s, 1, ''
-    FROM {source}
-    ON CONFLICT (event_key) DO NOTHING
-    RETURNING id
-)"""
-
-_PURCHASE_INSERT = """ins_purchase AS (
-    INSERT INTO loyalty_purchase
-        (program_id, member_id, email, order_reference, amount, refunded_amount, currency, status,
-         points_earned, points_reversed, occurred_at, category)
-    SELECT %(program_id)s, {member}, %(email)s, %(reference)s, %(amount)s, 0, %(currency)s, 'paid',
-           {points}, 0, %(at)s, %(category)s
-    FROM {source}
-    RETURNING id
-)"""
-
-
-def _guest_statement(by_slug: bool) -> _Statement:
-    key = ("guest", by_slug)
-    if (cached := _statements.get(key)) is None:
-        sql = (
-            f"WITH {_guard(by_slug)},\n"
-            f"{_INBOX_INSERT.format(source='ok')},\n"
-            f"{_PURCHASE_INSERT.format(member='NULL', points='0', source='ins_event')}\n"
-            "SELECT (SELECT count(*) FROM ok), (SELECT id FROM ins_event), (SELECT id FROM ins_purchase)"
-        )
-        cached = _statements[key] = _Statement(sql)
-    return cached
-
-
-def _member_statement(program: Program, config: ProgramConfig, by_slug: bool) -> _Statement:
-    key = ("member", program.pk, program.config_changed_at, by_slug)
-    if (cached := _statements.get(key)) is not None:
-        return cached
-    tiers = config.tiers
-    if tiers:
-        whens = " ".join(f"WHEN {int(t.pk)} THEN %(points_{int(t.pk)})s" for t in tiers)
-        points = f"CASE m.tier_id {whens} ELSE %(points)s END"
-        ranks = " ".join(f"WHEN {int(t.pk)} THEN {int(t.rank)}" for t in tiers)
-        rank = f"COALESCE(CASE m.tier_id {ranks} END, -1)"
-    else:
-        points, rank = "%(points)s", "-1"
-    columns, keys = [], []
-    for index, (kind, days, highest) in enumerate(qualification_keys(config)):
-        if kind == _SPEND:
-            total = (
-                "SELECT COALESCE(SUM(pu.amount - pu.refunded_amount), 0) FROM loyalty_purchase pu "
-                f"WHERE pu.member_id = m.id AND pu.occurred_at > %(from_{index})s AND pu.occurred_at <= %(at)s "
-                "AND pu.status <> 'cancelled'"
-            )
-        else:
-            total = (
-                "SELECT COALESCE(SUM(en.points), 0) FROM loyalty_pointsentry en "
-                f"WHERE en.member_id = m.id AND en.created_at > %(from_{index})s AND en.created_at <= %(at)s "
-                "AND en.kind IN ('earn', 'bonus', 'reverse') AND en.idempotency_key NOT LIKE %(tier_entry)s"
-            )
-        # Measured only when a tier using this window ranks above the member's current one.
-        columns.append(f"CASE WHEN {rank} < {int(highest)} THEN ({total}) END AS q{index}")
-        keys.append((kind, days))
-    qualification = "".join(f", {column}" for column in columns)
-    # With tiers: the member as the statement's snapshot saw it, to notice a payment of the same
-    # member that committed while this one waited for the lock (its rows are not in the sums).
-    if tiers:
-        seen, seen_join = (
-            "s.orders_count AS seen_orders, s.balance AS seen_balance",
-            " JOIN loyalty_member s ON s.id = m.id",
-        )
-    else:
-        seen, seen_join = "NULL AS seen_orders, NULL AS seen_balance", ""
-    member_columns = ", ".join(f"u.{column}" for column in _MEMBER_COLUMNS)
-    returning = ", ".join(f"mb.{column}" for column in _MEMBER_COLUMNS)
-    sql = f"""WITH {_guard(by_slug)},
-m AS (
-    SELECT mb.id, mb.balance, mb.tier_id, mb.orders_count FROM loyalty_member mb
-    WHERE mb.program_id = (SELECT id FROM ok) AND mb.user_id = %(user_id)s
-    FOR UPDATE
-),
-go AS (
-    SELECT m.id, m.balance, m.tier_id, m.orders_count, {points} AS points,
-           {seen}{qualification}
-    FROM m{seen_join}
-    WHERE NOT (m.orders_count = 0 AND NOT ({points} > 0 AND %(held)s)
-               AND (%(first_pays)s OR EXISTS (
-                   SELECT 1 FROM loyalty_referral r WHERE r.friend_id = m.id AND r.status = 'pending')))
-),
-{_INBOX_INSERT.format(source="go")},
-{_PURCHASE_INSERT.format(member="go.id", points="go.points", source="go, ins_event")},
-ins_entry AS (
-    INSERT INTO loyalty_pointsentry
-        (program_id, member_id, kind, points, remaining, expires_at, idempotency_key, reference,
-         description, purchase_id, created_at)
-    SELECT %(program_id)s, go.id, 'earn', go.points, GREATEST(0, LEAST(go.points, go.points + go.balance)),
-           %(expires_at)s, %(earn_key)s, %(reference)s, '', p.id, %(at)s
-    FROM go, ins_purchase p
-    WHERE go.points > 0 AND NOT %(held)s
-    RETURNING id, remaining
-),
-ins_pending AS (
-    INSERT INTO loyalty_pendingpoints (program_id, member_id, purchase_id, points, approve_at, status)
-    SELECT %(program_id)s, go.id, p.id, go.points, %(approve_at)s, 'pending'
-    FROM go, ins_purchase p
-    WHERE go.points > 0 AND %(held)s
-    RETURNING id
-),
-upd_member AS (
-    UPDATE loyalty_member mb SET
-        balance = mb.balance + d.earned,
-        lifetime_points = mb.lifetime_points + d.earned,
-        pending_points = mb.pending_points + d.held,
-        orders_count = mb.orders_count + 1,
-        last_purchase_at = GREATEST(COALESCE(mb.last_purchase_at, %(at)s), %(at)s)
-    FROM (
-        SELECT go.id,
-               CASE WHEN go.points > 0 AND NOT %(held)s THEN go.points ELSE 0 END AS earned,
-               CASE WHEN go.points > 0 AND %(held)s THEN go.points ELSE 0 END AS held
-        FROM go, ins_purchase
-    ) d
-    WHERE mb.id = d.id
-    RETURNING {returning}
-),
-attributed AS (
-    UPDATE loyalty_message msg
-    SET converted_at = %(at)s, conversion_purchase_id = p.id, revenue = %(amount)s
-    FROM go, ins_purchase p
-    WHERE msg.converted_at IS NULL AND msg.id = (
-        SELECT c.id FROM (
-            SELECT mm.id, CASE WHEN mm.status = 'sent' THEN mm.sent_at ELSE mm.created_at END AS started,
-                   cp.attribution_days
-            FROM loyalty_message mm JOIN loyalty_campaign cp ON cp.id = mm.campaign_id
-            WHERE mm.member_id = go.id AND mm.status IN ('sent', 'control') AND mm.converted_at IS NULL
-              AND CASE WHEN mm.status = 'sent' THEN mm.sent_at ELSE mm.created_at END <= %(at)s
-            ORDER BY started DESC, mm.id DESC
-            LIMIT {int(ATTRIBUTION_CANDIDATES)}
-        ) c
-        WHERE %(at)s <= c.started + c.attribution_days * INTERVAL '1 day'
-        ORDER BY c.started DESC, c.id DESC
-        LIMIT 1
-    )
-    RETURNING msg.id
-)
-SELECT go.id, e.id, p.id, en.id, en.remaining, pp.id, go.points, go.tier_id, go.orders_count, go.balance,
-       go.seen_orders, go.seen_balance{"".join(f", go.q{i}" for i in range(len(keys)))}, {member_columns}
-FROM (SELECT 1) one
-LEFT JOIN go ON true
-LEFT JOIN ins_event e ON true
-LEFT JOIN ins_purchase p ON true
-LEFT JOIN ins_entry en ON true
-LEFT JOIN ins_pending pp ON true
-LEFT JOIN upd_member u ON true"""
-    cached = _statements[key] = _Statement(sql, tuple(keys))
-    return cached
+    return shape
 
 
 # --- inline --------------------------------------------------------------------------------------
@@ -332,7 +200,7 @@ LEFT JOIN upd_member u ON true"""
 
 @dataclass
 class InlineAward:
-    """What the statement did: ``applied`` (rows written) or ``duplicate`` (the event_key existed)."""
+    """What the call did: ``applied`` (rows written) or ``duplicate`` (the event_key existed)."""
 
     applied: bool
     inbox_id: int | None = None
@@ -341,90 +209,67 @@ class InlineAward:
 
 
 def award_paid_inline(event: OrderEvent, *, payload: dict, now: datetime) -> InlineAward | None:
-    """Apply a ``paid`` event with one statement; ``None`` when the portable path must.
+    """Apply a ``paid`` event with one call of the function; ``None`` when the portable path must.
 
-    Called inside the savepoint of ``record_order_event``; raises what the statement raises
+    Called inside the savepoint of ``record_order_event``; raises what the function raises
     (the unique constraint on ``Purchase`` for a second payment of an order, say), which the
     caller handles as for the portable path.
     """
-    program = _programs.get(_program_key(event))
-    if program is None or getattr(event, "discount_codes", None):
+    key = _program_key(event)
+    program = _programs.get(key)
+    if program is None or event.discount_codes:
         # Codes the order used (when the adapter reports them) are settled by the portable path.
         return None
     config = program_config(program)  # no query while the programme is unchanged
-    by_slug = _program_key(event)[0] is not None
-    approve_at = pending_until(program, event.occurred_at)
-    params = {
-        "program_id": program.pk,
-        "currency": event.currency,
-        "slug": _program_key(event)[0],
-        "version": program.config_changed_at,
-        "rate": program.points_per_unit,
-        "pending_days": program.pending_days,
-        "lifetime": program.points_lifetime_days,
-        "expiry_policy": program.expiry_policy,
-        "email_earned": program.email_points_earned,
-        "event_key": event.event_id,
-        "kind": event.kind,
-        "reference": event.order_reference,
-        "payload": json.dumps(payload),
-        "now": now,
-        "email": event.email,
-        "amount": event.amount,
-        "at": event.occurred_at,
-        "category": event.category,
-    }
     guest = event.user_id is None
+    params = [
+        program.pk, key[0], event.currency, program.config_changed_at, program.points_per_unit,
+        program.pending_days, program.points_lifetime_days, program.expiry_policy, program.email_points_earned,
+        event.event_id, event.kind, event.order_reference, json.dumps(payload), now, event.email, event.amount,
+        event.occurred_at, event.category,
+    ]  # fmt: skip
     if guest:
-        statement = _guest_statement(by_slug)
+        shape = None
+        params += [None] * 14  # a member's arguments
     else:
-        statement = _member_statement(program, config, by_slug)
+        shape = _shape(program, config)
         base, by_tier = points_by_tier(program, config, event)
-        params.update(
-            user_id=event.user_id,
-            points=base,
-            held=approve_at is not None,
-            approve_at=approve_at,
-            first_pays=first_order_pays(program, event),
-            expires_at=lot_expiry(program, event.occurred_at),
-            earn_key=f"purchase:{event.order_reference}:earn",
-            tier_entry=f"{TIER_ENTRY_KEY_PREFIX}%",
-        )
-        params.update({f"points_{tier_id}": points for tier_id, points in by_tier.items()})
-        for index, (_kind, days) in enumerate(statement.keys):
-            params[f"from_{index}"] = event.occurred_at - timedelta(days=days)
+        at = event.occurred_at
+        approve_at = pending_until(program, at)
+        params += [
+            event.user_id, base, shape.tier_ids, [by_tier[tier_id] for tier_id in shape.tier_ids], shape.tier_ranks,
+            approve_at is not None, approve_at, first_order_pays(program, event), lot_expiry(program, at),
+            f"purchase:{event.order_reference}:earn", _TIER_ENTRY_PATTERN, shape.q_kinds,
+            [at - timedelta(days=days) for _kind, days in shape.keys], shape.q_highest,
+        ]  # fmt: skip
+    params.append(ATTRIBUTION_CANDIDATES)
     with connection.cursor() as cursor:
-        cursor.execute(statement.sql, params)
+        cursor.execute(_CALL, params)
         row = cursor.fetchone()
 
-    if guest:
-        found, inbox_id, purchase_id = row
-        if not found:
-            return None
-        if inbox_id is None:
-            return InlineAward(applied=False)
-        return InlineAward(True, inbox_id, purchase_id, _inbox_builder(event, payload, now, inbox_id))
-
-    member_id, inbox_id, purchase_id, entry_id, remaining, pending_id, points, tier_id, orders, balance = row[:10]
-    seen_orders, seen_balance = row[10:12]
-    qualified = row[12 : 12 + len(statement.keys)]
-    member_row = row[12 + len(statement.keys) :]
-    if member_id is None:
+    outcome, inbox_id, purchase_id, entry_id, remaining, pending_id, points, tier_id, qualified = row[:9]
+    if outcome == "portable":
         return None  # not a member yet, a first order with work to do, or the cache is stale
-    if inbox_id is None:
+    if outcome == "duplicate":
         return InlineAward(applied=False)
+    build = _inbox_builder(event, payload, now, inbox_id)
+    if guest:
+        return InlineAward(True, inbox_id, purchase_id, build)
 
-    holder = _MemberHolder(member_row, program)
+    holder = _MemberHolder(row[9:], program)
     if entry_id is not None:
         _points_awarded_on_commit(holder, event, program, entry_id, points, remaining, purchase_id)
     if pending_id is None and points > 0 and program.email_points_earned:
         _points_earned_email(holder.member, event, purchase_id, points)
     if config.tiers:
-        concurrent = (seen_orders, seen_balance) != (orders, balance)
-        crossed = concurrent or tier_crossed(
+        before = {
+            key: value if value is None or kind == _SPEND else int(value)
+            for key, (kind, _days), value in zip(shape.keys, shape.keys, qualified, strict=True)
+        }
+        crossed = tier_crossed(
             config,
             tier_id=tier_id,
-            before=dict(zip(statement.keys, qualified, strict=True)),
+            before=before,
             at=event.occurred_at,
             spend=event.amount,
             points=points if entry_id is not None else 0,
@@ -433,7 +278,7 @@ def award_paid_inline(event: OrderEvent, *, payload: dict, now: datetime) -> Inl
             from .tiers import tier_evaluate
 
             tier_evaluate(member=holder.member, at=event.occurred_at, upgrades_only=True)
-    return InlineAward(True, inbox_id, purchase_id, _inbox_builder(event, payload, now, inbox_id))
+    return InlineAward(True, inbox_id, purchase_id, build)
 
 
 class _MemberHolder:

@@ -253,7 +253,7 @@ def test_a_returning_members_payment_is_one_statement_in_its_savepoint(postgres_
 
     sql = statements(lambda: pay(returning.user, "R-1", "25.00", day=29.9))
 
-    assert sql == ["SAVEPOINT", "WITH", "RELEASE"]
+    assert sql == ["SAVEPOINT", "SELECT", "RELEASE"]
     member = Member.objects.get(pk=returning.pk)
     assert (member.balance, member.pending_points) == (
         (26, 0) if setup == "plain" else (2, 25) if setup == "pending" else (27, 0)
@@ -262,9 +262,9 @@ def test_a_returning_members_payment_is_one_statement_in_its_savepoint(postgres_
 
 
 def test_a_guests_payment_and_a_duplicate_are_one_statement(postgres_only, program, returning):
-    assert statements(lambda: pay(None, "G-1", "25.00", day=1)) == ["SAVEPOINT", "WITH", "RELEASE"]
+    assert statements(lambda: pay(None, "G-1", "25.00", day=1)) == ["SAVEPOINT", "SELECT", "RELEASE"]
     again = statements(lambda: pay(None, "G-1", "25.00", day=1))
-    assert again[:3] == ["SAVEPOINT", "WITH", "ROLLBACK"]  # then reads the event it already has
+    assert again[:3] == ["SAVEPOINT", "SELECT", "ROLLBACK"]  # then reads the event it already has
     assert Purchase.objects.filter(order_reference="G-1", member=None).count() == 1
 
 
@@ -291,7 +291,7 @@ def test_a_changed_programme_is_noticed_by_the_statement(postgres_only, program,
     pay(returning.user, "R-2", "10.00", day=2)
 
     assert PointsEntry.objects.get(reference="R-2").points == 30
-    assert statements(lambda: pay(returning.user, "R-3", "10.00", day=3)) == ["SAVEPOINT", "WITH", "RELEASE"]
+    assert statements(lambda: pay(returning.user, "R-3", "10.00", day=3)) == ["SAVEPOINT", "SELECT", "RELEASE"]
 
 
 def test_a_new_tier_is_noticed_by_the_statement(postgres_only, program, returning):
