@@ -8,13 +8,14 @@ the shop's change (the payment, the refund) goes through untouched. A beat task 
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -141,19 +142,39 @@ def _inbox_row(event: OrderEvent, **fields) -> InboxEvent:
     return InboxEvent(event_key=event.event_id, kind=event.kind, order_reference=event.order_reference, **fields)
 
 
+_DEFERRED_INSERT = (
+    "INSERT INTO loyalty_orderevent (event_key, kind, order_reference, payload, status, received_at, attempts, "
+    "last_error) VALUES (%s, %s, %s, %s::jsonb, 'pending', %s, 0, '') ON CONFLICT (event_key) DO NOTHING"
+)
+
+
 def _record_deferred(event: OrderEvent) -> EventResult:
     """One ``INSERT ... ON CONFLICT DO NOTHING`` in the shop's transaction; a worker does the rest.
 
     The savepoint around it keeps a broken loyalty schema from aborting the shop's transaction.
+    On PostgreSQL the statement is written out (no model instance, no ORM compilation: it runs
+    in every checkout); the returned row is built only if the caller looks at it.
     """
-    row = _inbox_row(event, status=Status.PENDING)
+    now = timezone.now()
+    payload = event.to_payload()
     try:
         with transaction.atomic():
-            InboxEvent.objects.bulk_create([row], ignore_conflicts=True)
+            if award.fast_path_available():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        _DEFERRED_INSERT, [event.event_id, event.kind, event.order_reference, json.dumps(payload), now]
+                    )
+            else:
+                row = _inbox_row(event, status=Status.PENDING, payload=payload, received_at=now)
+                InboxEvent.objects.bulk_create([row], ignore_conflicts=True)
     except DatabaseError:
         logger.exception("Order event %s could not be recorded; no points for it.", event.event_id)
         return EventResult(None, None)
-    return EventResult(row, None)
+
+    def build() -> InboxEvent:
+        return _inbox_row(event, status=Status.PENDING, payload=payload, received_at=now)
+
+    return EventResult(None, None, build=build)
 
 
 def _apply(event: OrderEvent, row: InboxEvent) -> None:
