@@ -3,6 +3,7 @@ portable (ORM) path, and a statement budget per award."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -259,6 +260,65 @@ def test_a_returning_members_payment_is_one_statement_in_its_savepoint(postgres_
         (26, 0) if setup == "plain" else (2, 25) if setup == "pending" else (27, 0)
     )
     assert OrderEvent.objects.get(order_reference="R-1").status == OrderEvent.Status.PROCESSED
+
+
+def test_the_statement_is_a_call_of_the_award_function(postgres_only, program, returning):
+    with CaptureQueriesContext(connection) as ctx:
+        pay(returning.user, "R-1", "25.00", day=1)
+
+    (call,) = [q["sql"] for q in ctx.captured_queries if award.FUNCTION in q["sql"]]
+    assert call.startswith("SELECT") and len(call) < 4096  # short: the driver parses it once, not per call
+    assert PointsEntry.objects.get(reference="R-1").points == 25
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_that_waited_for_the_members_lock_counts_the_one_before_it(postgres_only, program, returning):
+    """The qualifying spend is read after the lock: two payments of one member racing, each below
+    the next tier alone, reach it together, whichever goes second."""
+    import threading
+
+    from django.db import close_old_connections
+
+    Tier.objects.create(program=program, name="Silver", rank=2, threshold=Decimal("100"), qualifies_by="spend")
+    pay(returning.user, "WARM-2", "1.00", day=1)  # the process learns the tiers
+    started = threading.Barrier(3)
+
+    def deliver(reference: str) -> None:
+        started.wait()
+        try:
+            pay(returning.user, reference, "60.00", day=2)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=deliver, args=(f"R-{n}",)) for n in range(2)]
+    with transaction.atomic():
+        Member.objects.select_for_update().get(pk=returning.pk)  # both payments queue behind this lock
+        for thread in threads:
+            thread.start()
+        started.wait()
+        for _ in range(600):
+            if _waiting_for_a_lock() == 2:
+                break
+            time.sleep(0.05)
+        waited = _waiting_for_a_lock()
+    for thread in threads:
+        thread.join()
+
+    assert waited == 2, "both payments were to wait for the member's lock"
+    member = Member.objects.select_related("tier").get(pk=returning.pk)
+    assert (member.tier.name, member.balance) == ("Silver", 1 + 1 + 60 + 60)
+    assert TierChange.objects.filter(member=member).count() == 1
+
+
+def _waiting_for_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else the first look is kept for the transaction
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            [f"%{award.FUNCTION}%"],
+        )
+        return cursor.fetchone()[0]
 
 
 def test_a_guests_payment_and_a_duplicate_are_one_statement(postgres_only, program, returning):

@@ -3,6 +3,7 @@
 stable codes that write nothing; expiry and staff cancellation as with the shop's codes; and
 codes named by a paid order event marked used at once."""
 
+import dataclasses
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -374,6 +375,8 @@ def test_discount_codes_survive_the_inbox_payload_and_bad_ones_are_refused():
     assert payload["discount_codes"] == ["LOY-1", "SPRING"]
     assert OrderEvent.from_payload(payload) == event
     assert "discount_codes" not in order_event(reference="A-2").to_payload()  # old payloads look the same
+    # to_payload is spelt out (no deep copy): every field of the event is in it.
+    assert set(payload) == {f.name for f in dataclasses.fields(OrderEvent)}
     with pytest.raises(InvalidEvent, match="discount_codes"):
         OrderEvent(**{**order_event(reference="A-3").__dict__, "discount_codes": "LOY-1"})
 

@@ -521,6 +521,23 @@ def test_the_category_flows_from_the_adapter_event_to_the_purchase(program):
     assert Purchase.objects.get(order_reference=order.number).category == "Pantry"  # the largest line
 
 
+def test_the_adapters_written_out_category_query_agrees_with_the_orm_spelling(program):
+    from config.loyalty_adapter import lines_by_size, order_category
+
+    oil = ProductFactory(price=Decimal("6.00"), category="Pantry")
+    soap = ProductFactory(price=Decimal("3.00"), category="Body care")
+    gone = ProductFactory(price=Decimal("50.00"), category="Gone")
+    tie = shop_services.place_order(items={soap.pk: 2, oil.pk: 1}, email="a@example.com")  # 6.00 each: first line
+    orphan = shop_services.place_order(items={gone.pk: 1, oil.pk: 1}, email="b@example.com")
+    gone.delete()  # the largest line keeps no product
+
+    for order in (tie, orphan):
+        orm = lines_by_size(order.pk).values_list("product__category", flat=True).first() or ""
+        assert order_category(order.pk) == orm
+    assert (order_category(tie.pk), order_category(orphan.pk)) == ("Body care", "")
+    assert order_category(0) == ""  # an order without lines
+
+
 def test_an_event_category_is_optional_and_at_most_100_characters(program):
     customer = UserFactory(email="cat@example.com")
     event = order_event(reference="A-9", user=customer)
