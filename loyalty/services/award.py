@@ -231,27 +231,30 @@ def award_paid_inline(event: OrderEvent, *, payload: dict, now: datetime) -> Inl
         return None
     config = program_config(program)  # no query while the programme is unchanged
     guest = event.user_id is None
-    params = [
-        program.pk, key[0], event.currency, program.config_changed_at, program.points_per_unit,
-        program.pending_days, program.points_lifetime_days, program.expiry_policy, program.email_points_earned,
-        event.event_id, event.kind, event.order_reference, json.dumps(payload), now, event.email, event.amount,
-        event.occurred_at, event.category,
-    ]  # fmt: skip
-    if guest:
-        shape = None
-        params += [None] * 14  # a member's arguments
-    else:
+    at = event.occurred_at
+    values = {
+        "program_id": program.pk, "slug": key[0], "currency": event.currency,
+        "version": program.config_changed_at, "rate": program.points_per_unit,
+        "pending_days": program.pending_days, "lifetime": program.points_lifetime_days,
+        "expiry_policy": program.expiry_policy, "email_earned": program.email_points_earned,
+        "event_key": event.event_id, "kind": event.kind, "reference": event.order_reference,
+        "payload": json.dumps(payload), "now": now, "email": event.email, "amount": event.amount, "at": at,
+        "category": event.category, "user_id": event.user_id, "candidates": ATTRIBUTION_CANDIDATES,
+    }  # fmt: skip
+    shape = None
+    if not guest:
         shape = _shape(program, config)
         base, by_tier = points_by_tier(program, config, event)
-        at = event.occurred_at
         approve_at = pending_until(program, at)
-        params += [
-            event.user_id, base, shape.tier_ids, [by_tier[tier_id] for tier_id in shape.tier_ids], shape.tier_ranks,
-            approve_at is not None, approve_at, first_order_pays(program, event), lot_expiry(program, at),
-            f"purchase:{event.order_reference}:earn", _TIER_ENTRY_PATTERN, shape.q_kinds,
-            [at - timedelta(days=days) for _kind, days in shape.keys], shape.q_highest,
-        ]  # fmt: skip
-    params.append(ATTRIBUTION_CANDIDATES)
+        values.update(
+            points=base, tier_ids=shape.tier_ids, tier_points=[by_tier[tier_id] for tier_id in shape.tier_ids],
+            tier_ranks=shape.tier_ranks, held=approve_at is not None, approve_at=approve_at,
+            first_pays=first_order_pays(program, event), expires_at=lot_expiry(program, at),
+            earn_key=f"purchase:{event.order_reference}:earn", tier_entry=_TIER_ENTRY_PATTERN,
+            q_kinds=shape.q_kinds, q_from=[at - timedelta(days=days) for _kind, days in shape.keys],
+            q_highest=shape.q_highest,
+        )  # fmt: skip
+    params = [values.get(name) for name, _sql_type in _ARGUMENTS]  # a guest's: no member arguments
     with connection.cursor() as cursor:
         cursor.execute(_CALL, params)
         row = cursor.fetchone()
@@ -272,14 +275,14 @@ def award_paid_inline(event: OrderEvent, *, payload: dict, now: datetime) -> Inl
         _points_earned_email(holder.member, event, purchase_id, points)
     if config.tiers:
         before = {
-            key: value if value is None or kind == _SPEND else int(value)
-            for key, (kind, _days), value in zip(shape.keys, shape.keys, qualified, strict=True)
+            (kind, days): value if value is None or kind == _SPEND else int(value)
+            for (kind, days), value in zip(shape.keys, qualified, strict=True)
         }
         crossed = tier_crossed(
             config,
             tier_id=tier_id,
             before=before,
-            at=event.occurred_at,
+            at=at,
             spend=event.amount,
             points=points if entry_id is not None else 0,
         )

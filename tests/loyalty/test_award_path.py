@@ -405,6 +405,24 @@ def test_a_backlog_applied_in_batches_gives_the_rows_of_one_by_one(postgres_only
     assert [t[0] for t in batched["tier_changes"]] == ["r0@example.com", "r1@example.com", "r2@example.com"]
 
 
+def test_recording_a_deferred_payment_is_one_insert_in_its_savepoint(postgres_only, program, returning, deferred):
+    from shop.services import mark_paid
+    from tests.factories import place_order
+
+    order = place_order(total="20.00", user=returning.user)
+    sql = statements(lambda: mark_paid(order=order))
+
+    # mark_paid's savepoint (the test runs in a transaction), its SELECT ... FOR UPDATE and UPDATE, the
+    # demo adapter's category query, loyalty's three, then mark_paid's RELEASE
+    assert sql == ["SAVEPOINT", "SELECT", "UPDATE", "SELECT", "SAVEPOINT", "INSERT", "RELEASE", "RELEASE"]
+    again = statements(lambda: pay(returning.user, order.number, "20.00", day=1, event_id=f"order:{order.number}:paid"))
+    assert again == ["SAVEPOINT", "INSERT", "RELEASE"]  # a second delivery: the same statement, nothing written
+    row = OrderEvent.objects.get(order_reference=order.number)
+    assert (row.status, row.attempts, row.last_error, row.payload["amount"]) == ("pending", 0, "", "20.00")
+    assert drain() == {"processed": 1}
+    assert Member.objects.get(pk=returning.pk).balance == 21
+
+
 def test_a_batch_costs_the_same_statements_for_any_number_of_events(postgres_only, deferred, program):
     users = [enrolled(program, f"s{n}@example.com", orders_count=1).user for n in range(40)]
     cost = []
