@@ -187,20 +187,25 @@ class _Shape:
     q_highest: list[int]
 
 
-_shapes: dict[tuple, _Shape] = {}
+_shapes: dict[int, tuple[ProgramConfig, _Shape]] = {}
 
 
 def _shape(program: Program, config: ProgramConfig) -> _Shape:
-    key = (program.pk, program.config_changed_at)
-    if (shape := _shapes.get(key)) is None:
-        windows = qualification_keys(config)
-        shape = _shapes[key] = _Shape(
-            tier_ids=[tier.pk for tier in config.tiers],
-            tier_ranks=[tier.rank for tier in config.tiers],
-            keys=tuple((kind, days) for kind, days, _rank in windows),
-            q_kinds=[kind for kind, _days, _rank in windows],
-            q_highest=[rank for _kind, _days, rank in windows],
-        )
+    # Keyed on the configuration object itself, not on the remembered programme's version: a tier
+    # saved or deleted in this process replaces the configuration before the remembered programme
+    # learns its new version, and the shape must list the tiers the points are computed for.
+    cached = _shapes.get(program.pk)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    windows = qualification_keys(config)
+    shape = _Shape(
+        tier_ids=[tier.pk for tier in config.tiers],
+        tier_ranks=[tier.rank for tier in config.tiers],
+        keys=tuple((kind, days) for kind, days, _rank in windows),
+        q_kinds=[kind for kind, _days, _rank in windows],
+        q_highest=[rank for _kind, _days, rank in windows],
+    )
+    _shapes[program.pk] = (config, shape)
     return shape
 
 

@@ -367,6 +367,21 @@ def test_a_new_tier_is_noticed_by_the_statement(postgres_only, program, returnin
     assert PointsEntry.objects.get(reference="R-3").points == 20
 
 
+def test_a_deleted_tier_is_noticed_by_the_statement(postgres_only, program, returning):
+    silver = Tier.objects.create(
+        program=program, name="Silver", rank=2, threshold=Decimal("5000"), qualifies_by="spend"
+    )
+    Tier.objects.create(program=program, name="Gold", rank=3, threshold=Decimal("9000"), qualifies_by="spend")
+    pay(returning.user, "R-2", "10.00", day=2)  # the process learns both tiers
+    pay(returning.user, "R-3", "10.00", day=2.5)  # and pays with them
+
+    silver.delete()
+    pay(returning.user, "R-4", "10.00", day=3)
+
+    assert PointsEntry.objects.get(reference="R-4").points == 10
+    assert OrderEvent.objects.get(order_reference="R-4").status == OrderEvent.Status.PROCESSED
+
+
 # --- deferred: batches ------------------------------------------------------------------------------
 
 
