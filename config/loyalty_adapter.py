@@ -92,8 +92,9 @@ class ShopAdapter(BaseAdapter):
         )
 
     def order_cancelled(self, sender, order: Order, **kwargs) -> OrderEvent:
+        codes = (order.discount_code,) if order.discount_code else ()  # points used at checkout come back
         return self._event(
-            order, EventKind.CANCELLED, f"order:{order.number}:cancelled", order.total, order.cancelled_at
+            order, EventKind.CANCELLED, f"order:{order.number}:cancelled", order.total, order.cancelled_at, codes=codes
         )
 
     # --- backfill: the shop's past orders -------------------------------------------------
@@ -136,13 +137,14 @@ class ShopAdapter(BaseAdapter):
     # --- rewards -> the shop's discount codes ---------------------------------------------
 
     def issue_discount(self, *, redemption) -> str:
-        reward = redemption.reward
-        if reward.kind == "fixed" and reward.program.currency != settings.SHOP_CURRENCY:
+        # redemption.discount_*: what the code does (points used at checkout are a fixed amount of their own size).
+        reward, kind = redemption.reward, redemption.discount_kind
+        if kind == "fixed" and reward.program.currency != settings.SHOP_CURRENCY:
             raise ValueError(
                 f"Reward {reward.name!r} is in {reward.program.currency}; the shop sells in {settings.SHOP_CURRENCY}."
             )
         product = None
-        if reward.kind == "free_product":
+        if kind == "free_product":
             ref = reward.product_reference.strip()
             product = Product.objects.filter(slug=ref).first() or (
                 Product.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
@@ -150,10 +152,10 @@ class ShopAdapter(BaseAdapter):
             if product is None:
                 raise ValueError(f"Reward {reward.name!r} names product {ref!r}, which the shop does not have.")
         discount = DiscountCode(
-            kind=DISCOUNT_KINDS[reward.kind],
-            value=reward.value,
+            kind=DISCOUNT_KINDS[kind],
+            value=redemption.discount_value,
             product=product,
-            min_order_value=reward.min_order_value,
+            min_order_value=redemption.discount_min_order_value,
             valid_until=redemption.expires_at,
             description=f"Loyalty reward “{reward.name}” (redemption {redemption.pk})"[:200],
         )
@@ -182,7 +184,10 @@ class ShopAdapter(BaseAdapter):
             discount = DiscountCode.objects.select_for_update().filter(code=code).first()
             if discount is None:
                 return True
-            if discount.used_at is not None:
+            # Held by an order that was cancelled (the shop frees its codes after telling loyalty): revocable.
+            if discount.used_at is not None and not Order.objects.filter(
+                pk=discount.order_id, status=Order.Status.CANCELLED
+            ).exists():
                 return False
             if discount.is_active:
                 discount.is_active = False

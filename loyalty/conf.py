@@ -71,6 +71,10 @@ Defaults, with what each key does:
     (``loyalty.change_program``) may move in one adjustment in admin, and the most points a
     reward they issue free may cost. ``None``: no limit. Enforced by the services
     (``loyalty.services.staff``), so admin, API and code alike meet it. See docs/staff.md.
+``CHECKOUT_POINTS_VALID_MINUTES`` (``120``)
+    How long the code of points used at checkout (a points discount reward) works: an order
+    not placed by then gives the points back (the ``expire_reward_codes`` task settles it),
+    and a checkout token older than this is refused as expired.
 ``SUPPORT_DAILY_ADJUST_LIMIT`` (``2000``)
     The most points (sum of absolute values) one such staff user may move in adjustments per
     day (since midnight in ``TIME_ZONE``). ``None``: no daily limit. Loyalty managers have none.
@@ -108,6 +112,7 @@ DEFAULTS: dict[str, Any] = {
     "EMAIL_EXPIRE_HOURS": 72,
     "SUPPORT_ADJUST_LIMIT": 500,
     "SUPPORT_DAILY_ADJUST_LIMIT": 2000,
+    "CHECKOUT_POINTS_VALID_MINUTES": 120,
 }
 
 IMPORT_STRINGS = {"ADAPTER"}

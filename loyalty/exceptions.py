@@ -94,3 +94,20 @@ class DailyAdjustLimitExceeded(StaffPolicyRefused):
     """The adjustment would take the support agent's total of the day past ``SUPPORT_DAILY_ADJUST_LIMIT``."""
 
     code = "daily_adjust_limit_exceeded"
+
+
+class PointsDiscountRefused(LoyaltyError):
+    """Points cannot be used at this checkout now (``services.checkout_points``). ``code`` says
+    why: ``points_discount_unavailable``, ``points_above_cap``, ``wrong_currency``,
+    ``below_minimum``, ``checkout_token_invalid``, ``checkout_token_expired``,
+    ``checkout_token_foreign``, ``checkout_completed``; too few points is
+    :class:`InsufficientPoints`, a tier below the reward's :class:`TierTooLow`."""
+
+    code = "points_discount_refused"
+
+
+class InvalidPointsAmount(PointsDiscountRefused):
+    """The points asked for are not a valid amount: ``points_not_whole``, ``points_not_positive``,
+    ``points_not_in_step``, ``points_below_minimum``. Bad input: the API answers 400."""
+
+    code = "invalid_points_amount"

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from .conf import loyalty_settings
+from .formats import money_text
 from .models import (
     CustomerHealth,
     EarningRule,
@@ -194,6 +195,41 @@ def _quoted_after(prefix: str, text: str) -> str | None:
     return None
 
 
+# Points used at checkout (services/checkout_points.py writes these keys and descriptions).
+CHECKOUT_KEY_PREFIX = "redeem:checkout:"
+CHECKOUT_GIVEN_BACK = "Checkout points returned"
+
+
+def paid_with_points(points: int, amount: Decimal, currency: str) -> str:
+    """"Paid with 500 points (−5.00 €)": the history line and the receipt's."""
+    return ngettext(
+        "Paid with %(points)s point (−%(amount)s)", "Paid with %(points)s points (−%(amount)s)", points
+    ) % {"points": number_format(points, force_grouping=True), "amount": money_text(amount, currency)}
+
+
+def _amount_in(reference: str) -> tuple[Decimal, str] | None:
+    """``(Decimal("5.00"), "EUR")`` from the reference ``"5.00 EUR"`` of a checkout debit."""
+    value, _space, currency = reference.partition(" ")
+    try:
+        return Decimal(value), currency
+    except ArithmeticError:
+        return None
+
+
+def _checkout_return_note(text: str) -> str:
+    if "expired" in text:
+        return _("The order was not placed in time.")
+    if "changed" in text:
+        return _("You changed the points used on your order.")
+    if "removed" in text:
+        return _("You took the points off your order.")
+    if "cancelled" in text:
+        return _("The order was cancelled.")
+    if "refunded" in text:
+        return _("The order was refunded.")
+    return ""
+
+
 def history_row(entry: PointsEntry) -> HistoryRow:
     """A ledger row in the customer's words. Services store keys, references and (English)
     descriptions; this maps them to translatable text, so the template only prints."""
@@ -218,7 +254,10 @@ def history_row(entry: PointsEntry) -> HistoryRow:
             if entry.purchase_id and ref:
                 note = _("Order #%(order)s") % {"order": ref}
     elif kind == Kind.REDEEM:
-        title = _("Redeemed for “%(reward)s”") % {"reward": ref} if ref else _("Redeemed")
+        if key.startswith(CHECKOUT_KEY_PREFIX) and (paid := _amount_in(ref)) is not None:
+            title = paid_with_points(abs(entry.points), *paid)
+        else:
+            title = _("Redeemed for “%(reward)s”") % {"reward": ref} if ref else _("Redeemed")
     elif kind == Kind.REVERSE:
         if text.startswith(CANCELLED_NOTE):
             title = _("Order #%(order)s cancelled") % {"order": ref} if ref else _("Order cancelled")
@@ -229,7 +268,10 @@ def history_row(entry: PointsEntry) -> HistoryRow:
     elif kind == Kind.EXPIRE:
         title = _("Expired")
     elif kind == Kind.ADJUST:
-        if key.startswith("redemption:"):
+        if key.startswith("redemption:") and text.startswith(CHECKOUT_GIVEN_BACK):
+            title = _("Points returned from checkout")
+            note = _checkout_return_note(text)
+        elif key.startswith("redemption:"):
             title = _("Points returned for “%(reward)s”") % {"reward": ref} if ref else _("Points returned")
             note = _("The reward code was not used.") if "expired" in text else ""
         else:

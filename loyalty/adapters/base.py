@@ -38,8 +38,10 @@ class OrderEvent:
     the customer's user pk, or ``None`` for a guest, who is known by ``email``. ``category``
     (optional, at most 100 characters) is the order's product category as the shop names it,
     e.g. its largest line's; it is stored on the purchase, and staff filter survey answers by it.
-    ``discount_codes`` (optional, ``paid`` only): the codes the order was placed with; a
-    reward code among them is marked used on this order at once.
+    ``discount_codes`` (optional, ``paid`` and ``cancelled``): the codes the order was placed
+    with; on ``paid`` a reward code among them is marked used on this order at once, on
+    ``cancelled`` points used at checkout with one of them come back (an unpaid order's code
+    was never marked used).
     """
 
     kind: str

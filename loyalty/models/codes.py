@@ -24,7 +24,7 @@ class RewardCode(models.Model):
 
     program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="+")
     code = models.CharField(_("code"), max_length=64, unique=True)
-    kind = models.CharField(_("kind"), max_length=14, choices=Reward.Kind.choices)
+    kind = models.CharField(_("kind"), max_length=20, choices=Reward.Kind.choices)
     value = models.DecimalField(
         _("value"), max_digits=10, decimal_places=2, default=Decimal("0"), help_text=_("Amount or percent off.")
     )

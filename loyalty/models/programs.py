@@ -114,6 +114,20 @@ class Program(models.Model):
         blank=True,
         help_text=_("The shop's address, shown at the bottom of every member email."),
     )
+
+    class CheckoutRefundPolicy(models.TextChoices):
+        PRO_RATA = "pro_rata", _("Give back points in proportion to what is refunded")
+        KEEP = "keep", _("Keep them: a refund pays back the money paid only")
+
+    checkout_points_refund_policy = models.CharField(
+        _("points used at checkout, when the order is partly refunded"),
+        max_length=10,
+        choices=CheckoutRefundPolicy.choices,
+        default=CheckoutRefundPolicy.PRO_RATA,
+        help_text=_(
+            "A cancelled order and a full refund always give all of them back; this decides partial refunds."
+        ),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     config_changed_at = models.DateTimeField(

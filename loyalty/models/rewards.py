@@ -9,19 +9,31 @@ from ..compat import check_constraint
 
 
 class Reward(models.Model):
-    """Something members buy with points; the shop's adapter turns it into a discount code."""
+    """Something members buy with points; the shop's adapter turns it into a discount code.
+
+    A *points discount* (``kind = "points_discount"``) has no fixed price: at checkout the
+    member chooses how many points to use (``points_cost`` is the fewest, in steps of
+    ``points_step``), each worth ``point_value`` (or the programme's), and gets a code for
+    exactly that amount, capped by ``max_order_share`` and ``max_amount``
+    (``services.checkout_points``).
+    """
 
     class Kind(models.TextChoices):
         FIXED = "fixed", _("Fixed amount off")
         PERCENT = "percent", _("Percentage off")
         FREE_SHIPPING = "free_shipping", _("Free shipping")
         FREE_PRODUCT = "free_product", _("Free product")
+        POINTS_DISCOUNT = "points_discount", _("Points as money at checkout")
 
     program = models.ForeignKey("loyalty.Program", on_delete=models.CASCADE, related_name="rewards")
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
-    kind = models.CharField(_("kind"), max_length=14, choices=Kind.choices)
-    points_cost = models.PositiveIntegerField(_("points cost"), validators=[MinValueValidator(1)])
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    points_cost = models.PositiveIntegerField(
+        _("points cost"),
+        validators=[MinValueValidator(1)],
+        help_text=_("For points as money at checkout: the fewest points a member can use at once."),
+    )
     value = models.DecimalField(
         _("value"),
         max_digits=10,
@@ -49,6 +61,40 @@ class Reward(models.Model):
     active_from = models.DateTimeField(_("available from"), null=True, blank=True)
     active_until = models.DateTimeField(_("available until"), null=True, blank=True)
     is_active = models.BooleanField(_("available"), default=True)
+    # --- points as money at checkout (kind "points_discount") ---
+    point_value = models.DecimalField(
+        _("value of one point at checkout"),
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.0001"))],
+        help_text=_("What one point takes off an order. Empty: the programme's value of one point."),
+    )
+    points_step = models.PositiveIntegerField(
+        _("points in steps of"),
+        default=100,
+        validators=[MinValueValidator(1)],
+        help_text=_("Members use points in multiples of this, e.g. 100."),
+    )
+    max_order_share = models.DecimalField(
+        _("at most this share of the order (%)"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_("Points pay at most this percentage of the order total, e.g. 50. Empty: up to all of it."),
+    )
+    max_amount = models.DecimalField(
+        _("at most this amount off"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_("Points pay at most this much of one order, in the programme's currency. Empty: no limit."),
+    )
     personal_code = models.BooleanField(
         _("code for the member only"),
         default=True,
@@ -68,10 +114,40 @@ class Reward(models.Model):
             check_constraint(
                 condition=~Q(kind="percent") | Q(value__lte=100), name="loyalty_reward_percent_at_most_100"
             ),
+            check_constraint(condition=Q(points_step__gt=0), name="loyalty_reward_step_positive"),
+            check_constraint(
+                condition=Q(max_order_share__isnull=True) | Q(max_order_share__gt=0, max_order_share__lte=100),
+                name="loyalty_reward_share_a_percentage",
+            ),
+            check_constraint(
+                condition=Q(max_amount__isnull=True) | Q(max_amount__gt=0), name="loyalty_reward_max_amount_positive"
+            ),
+            check_constraint(
+                condition=Q(point_value__isnull=True) | Q(point_value__gt=0), name="loyalty_reward_point_value_positive"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_points_discount(self) -> bool:
+        return self.kind == self.Kind.POINTS_DISCOUNT
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if not self.is_points_discount:
+            return
+        errors = {}
+        if self.points_step and self.points_cost and self.points_cost % self.points_step:
+            errors["points_cost"] = _("The fewest points must be a multiple of the step.")
+        if self.stock is not None:
+            errors["stock"] = _("Points as money at checkout has no stock: leave it empty.")
+        if self.per_member_limit is not None:
+            errors["per_member_limit"] = _("Points as money at checkout has no limit per member: leave it empty.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class Redemption(models.Model):
@@ -95,6 +171,14 @@ class Redemption(models.Model):
     created_at = models.DateTimeField(_("redeemed at"), db_index=True)
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
     order_reference = models.CharField(_("used on order"), max_length=100, blank=True)
+    # Points as money at checkout: the code takes ``amount`` off; one live code per checkout.
+    amount = models.DecimalField(_("amount off"), max_digits=12, decimal_places=2, null=True, blank=True)
+    checkout_key = models.CharField(
+        _("checkout"), max_length=100, blank=True, help_text=_("The shop's basket the points were used on.")
+    )
+    points_returned = models.PositiveIntegerField(
+        _("points returned"), default=0, help_text=_("Given back after refunds of the order (pro rata).")
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -102,11 +186,49 @@ class Redemption(models.Model):
         verbose_name_plural = _("redemptions")
         constraints = [
             models.UniqueConstraint(fields=["program", "idempotency_key"], name="loyalty_redemption_key_unique"),
+            # Points used at one checkout: at most one code that works or was used (a double
+            # press or a second tab can never spend twice).
+            models.UniqueConstraint(
+                fields=["member", "checkout_key"],
+                condition=Q(status__in=["issued", "used"]) & ~Q(checkout_key=""),
+                name="loyalty_redemption_one_live_per_checkout",
+            ),
+            check_constraint(
+                condition=Q(points_returned__lte=models.F("points")), name="loyalty_redemption_returned_within_points"
+            ),
         ]
         indexes = [models.Index(fields=["status", "expires_at"], name="loyalty_redemption_due")]
 
     def __str__(self) -> str:
         return f"{self.reward} for {self.member}"
+
+    # What the code does, for adapters: a points discount is a fixed amount off of its own size.
+
+    @property
+    def discount_kind(self) -> str:
+        """The code's kind: ``fixed`` for a points discount, else the reward's."""
+        return Reward.Kind.FIXED if self.reward.is_points_discount else self.reward.kind
+
+    @property
+    def discount_value(self) -> Decimal:
+        """Amount (fixed) or percent (percent) off: for a points discount, this redemption's amount."""
+        return self.amount if self.reward.is_points_discount else self.reward.value
+
+    @property
+    def discount_min_order_value(self) -> Decimal | None:
+        """The smallest order the code works on: for a points discount, the smallest one whose caps
+        allow ``amount`` (the code never takes more than the reward's share of an order)."""
+        if not self.reward.is_points_discount:
+            return self.reward.min_order_value
+        from decimal import ROUND_CEILING
+
+        floor = self.amount
+        if self.reward.max_order_share:
+            share = self.amount * 100 / self.reward.max_order_share
+            floor = max(floor, share.quantize(Decimal("0.01"), ROUND_CEILING))
+        if self.reward.min_order_value is not None:
+            floor = max(floor, self.reward.min_order_value)
+        return floor
 
 
 class Referral(models.Model):

@@ -123,9 +123,9 @@ def code_issue_for_redemption(*, redemption: Redemption) -> str:
     reward = redemption.reward
     return code_issue(
         program=redemption.member.program,
-        kind=reward.kind,
-        value=reward.value,
-        min_order_value=reward.min_order_value,
+        kind=redemption.discount_kind,  # a points discount is a fixed amount of its own size
+        value=redemption.discount_value,
+        min_order_value=redemption.discount_min_order_value,
         product_reference=reward.product_reference,
         member=redemption.member if reward.personal_code else None,
         redemption=redemption,

@@ -30,6 +30,7 @@ from ..models import OrderEvent as InboxEvent
 from ..selectors import CANCELLED_NOTE
 from . import award
 from .campaigns import purchase_attribute
+from .checkout_points import points_discount_order_cancelled, points_discount_order_refunded
 from .codes import codes_used_by_paid_order
 from .ledger import points_credit, points_debit
 from .members import locked_member_for_event, member_for_order, program_for_event
@@ -304,9 +305,14 @@ def _refunded(event: OrderEvent, program: Program) -> None:
     purchase.status = Purchase.Status.REFUNDED if fully else Purchase.Status.PARTIALLY_REFUNDED
     target = purchase.points_earned if fully else _pro_rata(purchase)
     _reverse_to(purchase, target, event)
+    points_discount_order_refunded(purchase=purchase, at=event.occurred_at)
 
 
 def _cancelled(event: OrderEvent, program: Program) -> None:
+    # Points used at checkout come back first: an unpaid order has no purchase, but may hold a code.
+    points_discount_order_cancelled(
+        program=program, order_reference=event.order_reference, codes=event.discount_codes, at=event.occurred_at
+    )
     purchase = _locked_purchase(event, program, "Order %(order)s was cancelled before it was paid: no points involved.")
     purchase.status = Purchase.Status.CANCELLED
     _reverse_to(purchase, purchase.points_earned, event)

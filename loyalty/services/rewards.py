@@ -284,11 +284,16 @@ def _expire_one(*, redemption_id: int, member_id: int, adapter, now: datetime) -
             return "used"
         redemption.status = Redemption.Status.EXPIRED
         redemption.save(update_fields=["status"])
-        if status == DiscountStatus.UNUSED and member.program.refund_points_on_code_expiry:
+        checkout = redemption.reward.is_points_discount  # points used at checkout always come back
+        if status == DiscountStatus.UNUSED and (checkout or member.program.refund_points_on_code_expiry):
             _refund(
                 redemption,
                 member,
-                description="Reward code expired unused: points returned",
+                description=(
+                    "Checkout points returned: code expired unused"
+                    if checkout
+                    else "Reward code expired unused: points returned"
+                ),
                 at=now,
             )
         elif status is None:

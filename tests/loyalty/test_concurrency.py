@@ -93,3 +93,55 @@ def test_two_workers_share_a_deferred_backlog_and_apply_each_event_once(postgres
     assert set(OrderEvent.objects.values_list("status", "attempts")) == {("processed", 1)}
     assert sorted(Member.objects.values_list("balance", flat=True)) == [100] * 6
     assert PointsEntry.objects.count() == 60
+
+
+def test_concurrent_checkout_points_never_overspend_and_leave_one_live_code(postgres_only, member):
+    """Two sessions of one member press "Use my points" at once, with different amounts, on one
+    basket and on two baskets: the balance never goes below zero, one code at most per checkout."""
+    from decimal import Decimal
+
+    from loyalty.exceptions import LoyaltyError
+    from loyalty.models import Redemption, Reward
+    from loyalty.services.checkout_points import checkout_token_issue, points_discount_apply
+
+    Reward.objects.create(
+        program=member.program, name="Pay with points", kind="points_discount", points_cost=100, points_step=100
+    )
+    adjust_points(member=member, points=1000, reason="start")
+    jobs = [("cart-1", 600), ("cart-1", 700), ("cart-1", 600), ("cart-2", 800), ("cart-2", 500), ("cart-3", 900)]
+    barrier = threading.Barrier(len(jobs))
+    outcomes: list[str] = []
+
+    def use(basket: str, points: int) -> None:
+        token = checkout_token_issue(member=member, basket=basket)
+        barrier.wait()
+        try:
+            points_discount_apply(
+                member=member, checkout_token=token, points=points, order_total=Decimal("50.00"), currency="EUR"
+            )
+            outcomes.append("ok")
+        except LoyaltyError as refusal:
+            outcomes.append(refusal.code)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=use, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    live = Redemption.objects.filter(member=member, status__in=["issued", "used"])
+    held = sum(live.values_list("points", flat=True))
+    balance = Member.objects.get(pk=member.pk).balance
+    assert balance >= 0 and balance + held == 1000
+    assert set(outcomes) <= {"ok", "insufficient_points"} and "ok" in outcomes
+    for basket in ("cart-1", "cart-2", "cart-3"):
+        assert live.filter(checkout_key=basket).count() <= 1
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("loyalty_check_ledger", stdout=out)
+    assert "Ledger consistent" in out.getvalue()
