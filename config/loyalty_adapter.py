@@ -11,8 +11,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 
-from loyalty.adapters.base import BaseAdapter, DiscountStatus, EventKind, HistoricalOrder, OrderEvent
+from loyalty.adapters.base import BaseAdapter, CheckoutBasket, DiscountStatus, EventKind, HistoricalOrder, OrderEvent
 from shop import signals
+from shop.cart import Cart
 from shop.models import DiscountCode, Order, OrderLine, Product, new_discount_code
 
 # Loyalty's reward kinds are named like the shop's discount kinds; a shop with other names maps them here.
@@ -169,6 +170,19 @@ class ShopAdapter(BaseAdapter):
             except IntegrityError:
                 discount.pk = None
         raise RuntimeError("could not draw an unused discount code")
+
+    # --- points at checkout: the cart's "Use my points" control ----------------------------
+
+    def checkout_basket(self, *, request) -> CheckoutBasket | None:
+        cart = Cart(request)
+        if cart.is_empty():
+            return None
+        return CheckoutBasket(
+            reference=cart.reference, total=cart.total, currency=settings.SHOP_CURRENCY, code=cart.discount_code
+        )
+
+    def checkout_attach_code(self, *, request, code: str | None) -> None:
+        Cart(request).set_discount_code(code)  # checkout applies it; the customer never types it
 
     def discount_status(self, *, code: str) -> str | None:
         with transaction.atomic():

@@ -10,6 +10,8 @@ urlpatterns: list = [
     path("r/<str:code>/", views.referral, name="referral"),
     path("rewards/<int:reward_id>/redeem/", views.redeem_reward, name="redeem"),
     path("preferences/", views.preferences, name="preferences"),
+    # The cart's "Use my points" form ({% loyalty_checkout_points %}) posts here.
+    path("checkout/points/", views.checkout_points, name="checkout_points"),
     path("claim/<str:token>/", views.guest_claim, name="guest_claim"),
     path("<slug:program_slug>/how-it-works/", views.how_it_works, name="how_it_works"),
     # Campaign emails: one-click unsubscribe, open pixel, click redirect (signed tokens, no login).

@@ -16,10 +16,11 @@ from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from .conf import loyalty_settings
 from .exceptions import LoyaltyError
+from .formats import money_text
 from .models import Member, Reward
 from .nps import NPS_MAX, NPS_MIN
 from .selectors import memberships_for_user, program_overview
@@ -149,6 +150,54 @@ def redeem_reward(request: HttpRequest, reward_id: int) -> HttpResponse:
             "next": back,
         },
     )
+
+
+@login_required
+@require_POST
+def checkout_points(request: HttpRequest) -> HttpResponse:
+    """The cart's "Use my points" form (``{% loyalty_checkout_points %}``) posts here: use the
+    chosen points on the basket, or take them off (``remove``), then back to the cart. The
+    basket and its total come from the shop (the adapter's ``checkout_basket``), never from the
+    form; the code goes onto the basket through ``checkout_attach_code``."""
+    from decimal import Decimal, InvalidOperation
+
+    from .receivers import get_adapter
+    from .services.checkout_points import checkout_basket, points_discount_apply, points_discount_remove
+
+    back = _safe_next(request, default=_safe_url(request, request.META.get("HTTP_REFERER")) or "/")
+    adapter = get_adapter()
+    basket = adapter.checkout_basket(request=request) if adapter is not None else None
+    member = memberships_for_user(request.user).filter(program__slug=request.POST.get("program", "")).first()
+    if basket is None or member is None:
+        messages.error(request, _("There is no order to use points on: your cart is empty."))
+        return HttpResponseRedirect(back)
+    token = request.POST.get("checkout_token", "")
+    raw = request.POST.get("points", "").strip()
+    try:
+        points = int(raw) if raw.lstrip("-").isdigit() else Decimal(raw)
+    except InvalidOperation:
+        points = raw  # refused by the service as not a whole number
+    try:
+        if checkout_basket(member=member, checkout_token=token) != basket.reference:
+            messages.error(request, _("Your cart has changed: choose your points again."))
+            return HttpResponseRedirect(back)
+        if "remove" in request.POST:
+            if points_discount_remove(member=member, checkout_token=token) is not None:
+                messages.success(request, _("Your points are back in your account."))
+            adapter.checkout_attach_code(request=request, code=None)
+        else:
+            redemption = points_discount_apply(
+                member=member, checkout_token=token, points=points, order_total=basket.total, currency=basket.currency
+            )
+            adapter.checkout_attach_code(request=request, code=redemption.code)
+            messages.success(
+                request,
+                _("%(points)s points take %(amount)s off your order.")
+                % {"points": redemption.points, "amount": money_text(redemption.amount, basket.currency)},
+            )
+    except LoyaltyError as refusal:
+        messages.error(request, refusal.message)
+    return HttpResponseRedirect(back)
 
 
 # --- campaign emails: unsubscribe and tracking (no login: the signed token is the credential) ---

@@ -6,6 +6,7 @@ is shown and again when the order is placed, so a cart never holds a stale price
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,6 +14,8 @@ from decimal import Decimal
 from .models import Product
 
 SESSION_KEY = "shop_cart"
+REFERENCE_KEY = "shop_cart_reference"
+CODE_KEY = "shop_cart_code"
 MAX_QUANTITY = 99
 
 
@@ -78,10 +81,39 @@ class Cart:
             self._save()
 
     def clear(self) -> None:
+        """Empty the cart; its reference and applied code go with it (the next cart is a new one)."""
         self._items = {}
-        self.session.pop(SESSION_KEY, None)
+        for key in (SESSION_KEY, REFERENCE_KEY, CODE_KEY):
+            self.session.pop(key, None)
         self.session.modified = True
         self._lines = None
+
+    # --- a discount applied to the cart by the site (not typed at checkout) ------------
+
+    @property
+    def reference(self) -> str:
+        """A random id of this cart, made when first asked for and kept until the cart is cleared:
+        what a discount applied to the cart (the project's glue) is tied to."""
+        reference = self.session.get(REFERENCE_KEY)
+        if not isinstance(reference, str) or not reference:
+            reference = secrets.token_urlsafe(12)
+            self.session[REFERENCE_KEY] = reference
+            self.session.modified = True
+        return reference
+
+    @property
+    def discount_code(self) -> str:
+        """The discount code applied to the cart for the customer ("" for none); checkout uses it."""
+        code = self.session.get(CODE_KEY)
+        return code if isinstance(code, str) else ""
+
+    def set_discount_code(self, code: str | None) -> None:
+        """Apply ``code`` to the cart (replacing any), or take it off with ``None``."""
+        if code:
+            self.session[CODE_KEY] = code
+        else:
+            self.session.pop(CODE_KEY, None)
+        self.session.modified = True
 
     def remove_unavailable(self) -> list[str]:
         """Drop products that were deleted or taken off sale; return the names of those still known."""

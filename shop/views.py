@@ -81,10 +81,23 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
 # --- cart -----------------------------------------------------------------------------
 
 
+def _cart_discount(request: HttpRequest, cart: Cart) -> dict:
+    """What the discount applied to the cart (by the site, not typed) takes off; a code that no
+    longer applies (expired, or the cart is now too small for it) is taken off the cart."""
+    if not cart.discount_code:
+        return {}
+    preview = _discount_preview(cart, cart.discount_code)
+    if "discount_error" in preview:
+        cart.set_discount_code(None)
+        messages.warning(request, _("The discount on your cart no longer applies to it and was taken off."))
+        return {}
+    return {**preview, "discount_from_cart": True}
+
+
 def cart_detail(request: HttpRequest) -> HttpResponse:
     cart = Cart(request)
     _warn_removed(request, cart)
-    return render(request, "shop/cart.html", {"cart": cart})
+    return render(request, "shop/cart.html", {"cart": cart, **_cart_discount(request, cart)})
 
 
 @require_POST
@@ -154,20 +167,29 @@ def checkout(request: HttpRequest) -> HttpResponse:
 
     # "Apply" only shows what the code takes off; placing the order checks it again.
     # If the cart just changed, show it again instead of ordering something the customer did not see.
+    # A discount applied to the cart (points used in the cart) stands in for a typed code.
+    cart_code = cart.discount_code
+    one_discount = _("Your cart already has a discount: take it off to use a code instead.")
     if posted and "apply_code" not in request.POST and not cart_changed:
         form = form_class(request.POST)
         if not form.is_valid():
             messages.error(request, first_error(form))
+        elif cart_code and form.cleaned_data["discount_code"]:
+            context["discount_error"] = one_discount
         else:
             try:
                 order = services.place_order(
                     items=cart.items(),
                     user=request.user if signed_in else None,
                     email=form.cleaned_data.get("email", ""),
-                    discount_code=form.cleaned_data["discount_code"],
+                    discount_code=form.cleaned_data["discount_code"] or cart_code,
                 )
             except InvalidDiscountCode as error:
-                context["discount_error"] = str(error)
+                if form.cleaned_data["discount_code"]:
+                    context["discount_error"] = str(error)
+                else:  # the cart's own discount no longer applies: said once, and taken off
+                    cart.set_discount_code(None)
+                    messages.warning(request, _("The discount on your cart no longer applies to it and was taken off."))
             except ShopError as error:
                 messages.error(request, str(error))
             else:
@@ -179,9 +201,13 @@ def checkout(request: HttpRequest) -> HttpResponse:
         form = form_class(initial={"email": request.POST.get("email", ""), "discount_code": code} if posted else None)
         if posted and "apply_code" in request.POST and not code:
             context["discount_error"] = _("Please enter a discount code.")
+        elif code and cart_code:
+            context["discount_error"] = one_discount
 
     if code and "discount_error" not in context:
         context.update(_discount_preview(cart, code))
+    elif cart_code:
+        context.update(_cart_discount(request, cart))
     return render(request, "shop/checkout.html", {**context, "form": form})
 
 

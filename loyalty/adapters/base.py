@@ -177,6 +177,22 @@ class HistoricalOrder:
             raise InvalidEvent("; ".join(problems), extra={"order_reference": self.reference})
 
 
+@dataclass(frozen=True)
+class CheckoutBasket:
+    """The basket a customer is checking out, as the shop tells loyalty (points at checkout).
+
+    ``reference``: the shop's id of this basket or checkout (1 to 80 characters), the same
+    while the customer shops and a new one after the order is placed: points used on it are
+    idempotent per reference. ``total``: what points may pay for, the goods before loyalty's
+    discount. ``code``: the discount code the basket carries now ("" for none).
+    """
+
+    reference: str
+    total: Decimal
+    currency: str
+    code: str = ""
+
+
 EventFactory = Callable[..., "OrderEvent | Iterable[OrderEvent] | None"]
 
 
@@ -217,17 +233,36 @@ class BaseAdapter:
     def issue_discount(self, *, redemption) -> str:
         """Create a discount in the shop for ``redemption`` and return its code.
 
-        What to create is on ``redemption.reward`` (``kind``: fixed / percent /
-        free_shipping / free_product, ``value`` in the programme's currency or percent,
-        ``min_order_value``, ``product_reference``) and ``redemption.expires_at`` (the code
-        must stop working then). Called inside loyalty's transaction, after the points were
-        debited: raise to refuse, and the debit is rolled back. The code must be unique and
-        hard to guess (at most 64 characters).
+        What to create: ``redemption.discount_kind`` (fixed / percent / free_shipping /
+        free_product), ``redemption.discount_value`` (in the programme's currency, or percent),
+        ``redemption.discount_min_order_value``, ``redemption.reward.product_reference`` and
+        ``redemption.expires_at`` (the code must stop working then). For most rewards these are
+        the reward's own ``kind``, ``value`` and ``min_order_value``; points used at checkout (a
+        ``points_discount`` reward) are a fixed amount of the redemption's own size. Called
+        inside loyalty's transaction, after the points were debited: raise to refuse, and the
+        debit is rolled back. The code must be unique and hard to guess (at most 64 characters).
         """
         raise NotImplementedError(
             f"{type(self).__name__} cannot issue discount codes: implement "
             "issue_discount(self, *, redemption) -> str to create a discount in your shop for a "
             "loyalty reward and return its code."
+        )
+
+    # --- points at checkout: the cart's "Use my points" control ---------------------------
+
+    def checkout_basket(self, *, request) -> CheckoutBasket | None:
+        """Optional: the basket of this request, for ``{% loyalty_checkout_points %}`` and the
+        form it posts to. ``None`` (the default): no basket, and the control shows nothing."""
+        return None
+
+    def checkout_attach_code(self, *, request, code: str | None) -> None:
+        """Optional (with :meth:`checkout_basket`): apply the discount code ``code`` to the
+        request's basket without the customer typing it, replacing the one loyalty attached
+        before; ``None`` takes it off. The code is one :meth:`issue_discount` made for points
+        used at checkout (``redemption.discount_kind == "fixed"``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot attach codes to a basket: implement "
+            "checkout_attach_code(self, *, request, code) to let members pay with points in the cart."
         )
 
     def discount_status(self, *, code: str) -> str | None:

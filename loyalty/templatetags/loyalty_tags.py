@@ -58,6 +58,102 @@ def loyalty_order_points(context, order_reference, signup_url="", email=""):
     return {"info": info, "claim_url": claim_url, "request": request}
 
 
+@register.inclusion_tag("loyalty/checkout/points.html", takes_context=True)
+def loyalty_checkout_points(context):
+    """The cart's "Use my points" control: ``{% loyalty_checkout_points %}`` in the cart or
+    checkout template. A form (no JavaScript needed) posting to ``loyalty:checkout_points``;
+    the balance, its value, the points usable on this basket and what is used now. Renders
+    nothing without a signed-in member, a basket (the adapter's ``checkout_basket``) or a
+    points discount in the programme."""
+    from ..exceptions import LoyaltyError, TierTooLow
+    from ..receivers import get_adapter
+    from ..selectors import memberships_for_user
+    from ..services.checkout_points import points_discount_quote
+
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    panels = []
+    if request is None or not getattr(user, "is_authenticated", False):
+        return {"panels": panels}
+    members = [m for m in memberships_for_user(user)]
+    adapter = get_adapter() if members else None
+    basket = adapter.checkout_basket(request=request) if adapter is not None else None
+    for member in members if basket is not None else []:
+        if member.program.currency != basket.currency.upper():
+            continue
+        try:
+            quote = points_discount_quote(
+                member=member, order_total=basket.total, currency=basket.currency, basket=basket.reference
+            )
+        except TierTooLow as refusal:
+            panels.append({"program": member.program, "member": member, "quote": None, "message": refusal.message})
+            continue
+        except LoyaltyError:
+            continue  # no points discount in this programme now
+        # A code the basket no longer carries (the shop took it off) is not "in use": choosing again replaces it.
+        applied = quote.applied if quote.applied is not None and quote.applied.code == basket.code else None
+        panels.append(
+            {
+                "program": member.program,
+                "member": member,
+                "quote": quote,
+                "applied": applied,
+                "selected": applied.points if applied is not None else quote.max_points,
+            }
+        )
+    return {"panels": panels, "request": request, "next": request.get_full_path()}
+
+
+def _checkout_redemption(context, code: str):
+    """The signed-in member's points-at-checkout redemption whose code is ``code``, or ``None``."""
+    from ..models import Redemption, Reward
+
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if not code or not getattr(user, "is_authenticated", False):
+        return None
+    return (
+        Redemption.objects.filter(code=code, member__user=user, reward__kind=Reward.Kind.POINTS_DISCOUNT)
+        .select_related("program")
+        .first()
+    )
+
+
+@register.simple_tag(takes_context=True)
+def loyalty_points_label(context, code) -> str:
+    """``"500 loyalty points"`` when ``code`` is the customer's points at checkout, else "":
+    ``{% loyalty_points_label cart.discount_code as label %}`` names the discount row."""
+    from django.utils.formats import number_format
+    from django.utils.translation import ngettext
+
+    redemption = _checkout_redemption(context, code)
+    if redemption is None:
+        return ""
+    return ngettext("%(points)s loyalty point", "%(points)s loyalty points", redemption.points) % {
+        "points": number_format(redemption.points, force_grouping=True)
+    }
+
+
+@register.simple_tag(takes_context=True)
+def loyalty_paid_with_points(context, code) -> str:
+    """``"Paid with 500 points (−€5.00)"`` when ``code`` is the customer's points at checkout,
+    else "": for the order confirmation (``{% loyalty_paid_with_points order.discount_code as paid %}``)."""
+    from ..selectors import paid_with_points
+
+    redemption = _checkout_redemption(context, code)
+    if redemption is None:
+        return ""
+    return paid_with_points(redemption.points, redemption.amount, redemption.program.currency)
+
+
+@register.filter
+def loyalty_money(amount, currency: str) -> str:
+    """An amount as loyalty writes money for customers: ``{{ amount|loyalty_money:"EUR" }}`` → "€5.00"."""
+    from ..formats import money_text
+
+    return money_text(amount, currency) if amount is not None else ""
+
+
 def _channel(value: int) -> float:
     c = value / 255
     return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4

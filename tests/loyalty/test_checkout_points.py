@@ -440,6 +440,6 @@ def test_the_history_says_paid_with_points(rich):
     apply(rich, 500)
     apply(rich, 300)
     rows = points_history_page(rich).object_list
-    assert rows[0].title == "Paid with 300 points (−3.00\u00a0€)"
+    assert rows[0].title == "Paid with 300 points (−€3.00)"
     assert rows[1].title == "Points returned from checkout" and rows[1].note
-    assert rows[2].title == "Paid with 500 points (−5.00\u00a0€)"
+    assert rows[2].title == "Paid with 500 points (−€5.00)"
