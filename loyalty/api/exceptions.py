@@ -15,12 +15,19 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from ..exceptions import InvalidAdjustment, InvalidEvent, LoyaltyError, NoProgram, StaffPolicyRefused
+from ..exceptions import (
+    InvalidAdjustment,
+    InvalidEvent,
+    InvalidPointsAmount,
+    LoyaltyError,
+    NoProgram,
+    StaffPolicyRefused,
+)
 
 logger = logging.getLogger("django.request")
 
 #: LoyaltyError subclasses that mean "your input is wrong" rather than "not now / not allowed".
-BAD_INPUT = (InvalidAdjustment, InvalidEvent)
+BAD_INPUT = (InvalidAdjustment, InvalidEvent, InvalidPointsAmount)
 NOT_FOUND = (NoProgram,)
 #: The staff policy (own membership, limits): not allowed, whatever the state.
 FORBIDDEN = (StaffPolicyRefused,)

@@ -168,6 +168,80 @@ class RedeemRequestSerializer(serializers.Serializer):
     )
 
 
+# --- points at checkout ---------------------------------------------------------------------
+
+
+class CheckoutCodeSerializer(serializers.ModelSerializer):
+    """Points used at one checkout: the single-use ``code`` to apply to the basket, for ``amount``."""
+
+    program = serializers.IntegerField(source="program_id")
+    amount = serializers.DecimalField(**MONEY)
+    currency = serializers.CharField(source="program.currency")
+
+    class Meta:
+        model = Redemption
+        fields = ["id", "program", "points", "amount", "currency", "code", "status", "expires_at", "created_at"]
+
+
+class CheckoutQuoteSerializer(serializers.Serializer):
+    """What the customer may use on this basket. ``max_points`` 0: nothing now, ``refusal`` says
+    why (``insufficient_points``, ``below_minimum``, ``points_above_cap``)."""
+
+    program = serializers.IntegerField(source="reward.program_id")
+    reward = RewardRefSerializer()
+    currency = serializers.CharField()
+    order_total = serializers.DecimalField(**MONEY)
+    balance = serializers.IntegerField(help_text="Points usable here, the ones this checkout's code holds included.")
+    point_value = serializers.DecimalField(max_digits=10, decimal_places=4)
+    step = serializers.IntegerField()
+    min_points = serializers.IntegerField()
+    max_points = serializers.IntegerField()
+    max_amount = serializers.DecimalField(**MONEY)
+    refusal = serializers.CharField()
+    detail = serializers.CharField(source="message")
+    applied = CheckoutCodeSerializer(allow_null=True, help_text="This checkout's code, if points are used on it.")
+    checkout_token = serializers.CharField(help_text="Send it back to apply or remove points.")
+
+
+class LenientPointsField(serializers.Field):
+    """Points as sent: a number or a numeric string; the service refuses what is not a whole
+    positive number in steps, with a stable code (``points_not_whole``...)."""
+
+    def to_internal_value(self, data):
+        from decimal import Decimal, InvalidOperation
+
+        if isinstance(data, bool) or data is None:
+            return data
+        if isinstance(data, int):
+            return data
+        try:
+            value = Decimal(str(data).strip())
+        except InvalidOperation:
+            return str(data)
+        return int(value) if value.is_finite() and value == value.to_integral_value() else value
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class PointsField(LenientPointsField):
+    pass
+
+
+class CheckoutApplySerializer(serializers.Serializer):
+    checkout_token = serializers.CharField(max_length=500, help_text="From GET checkout/points/.")
+    points = PointsField(help_text="Whole points, a multiple of `step`, between `min_points` and `max_points`.")
+    order_total = serializers.DecimalField(
+        min_value=0, help_text="The basket's goods before loyalty's discount.", **MONEY
+    )
+    currency = serializers.CharField(min_length=3, max_length=3)
+
+
+class CheckoutRemoveSerializer(serializers.Serializer):
+    checkout_token = serializers.CharField(max_length=500)
+
+
 class ReferralSerializer(serializers.Serializer):
     program = serializers.IntegerField()
     code = serializers.CharField()

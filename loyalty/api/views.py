@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import kpis, selectors, services
+from ..exceptions import LoyaltyError
 from ..models import Campaign, Member, PointsEntry, Program, Redemption, Referral, Reward
 from . import serializers as s
 from .pagination import NewestFirstCursorPagination, StaffPagination
@@ -217,6 +218,117 @@ class ReferralView(CustomerView):
                 }
             )
         return Response(s.ReferralSerializer(rows, many=True).data)
+
+
+# --- points at checkout (headless shops) ------------------------------------------------------
+
+CHECKOUT_PARAMS = [
+    OpenApiParameter("basket", str, required=True, description="The shop's id of the basket (1 to 80 characters)."),
+    OpenApiParameter("order_total", str, required=True, description="The goods' total before loyalty's discount."),
+    OpenApiParameter("currency", str, required=True, description="The basket's currency (ISO 4217)."),
+    PROGRAM_PARAM,
+]
+
+
+class CheckoutQuerySerializer(s.serializers.Serializer):
+    basket = s.serializers.CharField(max_length=80)
+    order_total = s.serializers.DecimalField(min_value=0, **s.MONEY)
+    currency = s.serializers.CharField(min_length=3, max_length=3)
+    program = s.serializers.IntegerField(min_value=1, max_value=s.MAX_ID, required=False)
+
+
+def _checkout_member(request, currency: str, program: int | None = None) -> Member:
+    """The customer's membership that pays in ``currency`` (or of ``program``)."""
+    members = own_members(request.user).filter(program__currency=currency.upper())
+    if program is not None:
+        members = members.filter(program_id=program)
+    member = members.first()
+    if member is None:
+        raise NotFound("You have no membership in a programme of that currency.")
+    return member
+
+
+class CheckoutPointsView(CustomerView):
+    """Points as money at checkout, for headless shops: the choices for a basket (GET), using
+    points on it (POST: debit and a single-use code to apply to the basket, idempotent per
+    checkout token), and taking them off again (``checkout/points/remove/``)."""
+
+    throttle_classes = [RedeemThrottle]
+
+    @extend_schema(
+        tags=["customer"],
+        parameters=CHECKOUT_PARAMS,
+        responses={200: s.CheckoutQuoteSerializer, **errors(400, 404, 409)},
+    )
+    def get(self, request):
+        query = CheckoutQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        member = _checkout_member(request, data["currency"], data.get("program"))
+        quote = services.points_discount_quote(
+            member=member, order_total=data["order_total"], currency=data["currency"], basket=data["basket"]
+        )
+        return Response(s.CheckoutQuoteSerializer(quote).data)
+
+    @extend_schema(
+        tags=["customer"],
+        request=s.CheckoutApplySerializer,
+        responses={
+            201: s.CheckoutCodeSerializer,
+            200: OpenApiResponse(s.CheckoutCodeSerializer, description="The same points on the same checkout again."),
+            **errors(400, 404, 409, 429),
+        },
+    )
+    def post(self, request):
+        body = s.CheckoutApplySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        member = _checkout_member(request, data["currency"])
+        redemption = services.points_discount_apply(
+            member=member,
+            checkout_token=data["checkout_token"],
+            points=data["points"],
+            order_total=data["order_total"],
+            currency=data["currency"],
+        )
+        replay = getattr(redemption, "replayed", False)
+        return Response(
+            s.CheckoutCodeSerializer(redemption).data, status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED
+        )
+
+
+@extend_schema(
+    tags=["customer"],
+    request=s.CheckoutRemoveSerializer,
+    responses={
+        200: OpenApiResponse(s.CheckoutCodeSerializer, description="The code that stopped working (points back)."),
+        204: OpenApiResponse(description="The checkout used no points."),
+        **errors(400, 409),
+    },
+)
+class CheckoutPointsRemoveView(CustomerView):
+    """Take the points off a checkout: its code stops working and the points come back."""
+
+    def post(self, request):
+        body = s.CheckoutRemoveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        for member in own_members(request.user):
+            try:
+                services.checkout_basket(member=member, checkout_token=body.validated_data["checkout_token"])
+            except LoyaltyError:
+                continue
+            removed = services.points_discount_remove(
+                member=member, checkout_token=body.validated_data["checkout_token"]
+            )
+            if removed is None:
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            return Response(s.CheckoutCodeSerializer(removed).data)
+        # None of the customer's memberships: the service says why (expired, altered, another's).
+        member = own_members(request.user).first()
+        if member is None:
+            raise NotFound("You are not a member of any programme.")
+        services.checkout_basket(member=member, checkout_token=body.validated_data["checkout_token"])
+        raise NotFound()
 
 
 # --- staff ----------------------------------------------------------------------------------

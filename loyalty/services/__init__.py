@@ -10,6 +10,13 @@ from .campaigns import (
     message_send,
     purchase_attribute,
 )
+from .checkout_points import (
+    checkout_basket,
+    checkout_token_issue,
+    points_discount_apply,
+    points_discount_quote,
+    points_discount_remove,
+)
 from .codes import code_consume, code_issue, code_quote, code_release
 from .events import (
     earn_for_purchase,
@@ -33,6 +40,8 @@ __all__ = [
     "birthday_bonuses_award",
     "campaign_run",
     "campaign_schedule_sync",
+    "checkout_basket",
+    "checkout_token_issue",
     "code_consume",
     "code_issue",
     "code_quote",
@@ -50,6 +59,9 @@ __all__ = [
     "message_send",
     "points_credit",
     "points_debit",
+    "points_discount_apply",
+    "points_discount_quote",
+    "points_discount_remove",
     "points_expire_due",
     "profile_completed",
     "program_for_event",

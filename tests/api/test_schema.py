@@ -62,7 +62,7 @@ def test_fuzzing_every_operation_finds_no_server_error(member, reward, program):
         schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
     failures = []
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 15
 
     def fuzz(operation):
         @given(case=operation.as_strategy())
