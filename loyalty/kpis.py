@@ -41,6 +41,8 @@ from .models import (
     PointsEntry,
     Program,
     Purchase,
+    Redemption,
+    Reward,
     Segment,
     SegmentChange,
     SurveyResponse,
@@ -66,7 +68,16 @@ MAX_EXPECTED_YEARS = Decimal(10)
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
 _NET = F("amount") - F("refunded_amount")
 _Kind = PointsEntry.Kind
-_ISSUED = Q(kind__in=[_Kind.EARN, _Kind.BONUS]) | Q(kind=_Kind.ADJUST, points__gt=0)
+#: Points given back (an unused reward code, points taken off a checkout) are not newly issued.
+_GIVEN_BACK = Q(kind=_Kind.ADJUST, idempotency_key__startswith="redemption:")
+_ISSUED = (Q(kind__in=[_Kind.EARN, _Kind.BONUS]) | Q(kind=_Kind.ADJUST, points__gt=0)) & ~_GIVEN_BACK
+#: Debits for points used at checkout (services.checkout_points): counted from the redemptions instead.
+_REWARD_REDEEMED = (Q(kind=_Kind.REDEEM) & ~Q(idempotency_key__startswith="redeem:checkout:")) | (
+    _GIVEN_BACK & ~Q(description__startswith="Checkout points returned")
+)
+#: Per month: points spent (rewards and checkout), net of points given back.
+_SPENT = Q(kind=_Kind.REDEEM) | _GIVEN_BACK
+_CHECKOUT = Q(reward__kind=Reward.Kind.POINTS_DISCOUNT)
 
 
 def _money(value) -> Decimal:
@@ -280,31 +291,43 @@ class PointsKpis:
     expired: int
     reversed: int  # taken back for refunds
     adjusted_out: int  # negative staff adjustments, as a positive number
-    liability_points: int | None = None  # sum of positive balances now (None: not asked for)
-    liability: Decimal | None = None  # liability_points x the programme's point value
+    liability_points: int | None = None  # positive balances + points held by checkout codes now (None: not asked)
+    liability: Decimal | None = None  # their value: balances x point value + the held codes' amounts
+    checkout_points: int = 0  # points used at checkout on orders placed in the period
+    checkout_value: Decimal = ZERO  # the money they took off those orders
+    checkout_returned: int = 0  # of them, given back after refunds or cancellations since
 
     @property
     def redemption_rate(self) -> float | None:
-        """Points redeemed / points issued in the period."""
-        return _ratio(self.redeemed, self.issued)
+        """Points spent (rewards and at checkout) / points issued in the period."""
+        return _ratio(self.redeemed + self.checkout_points, self.issued)
 
 
 def points_liability(*, program: Program) -> tuple[int, Decimal]:
-    """Outstanding points now (sum of positive member balances) and their value: one query."""
+    """Outstanding points now and what they are worth: positive member balances at the programme's
+    point value, plus the points held by checkout codes not used yet (they become a discount of
+    their amount, or come back to the balance). Two queries."""
     points = Member.objects.filter(program=program, balance__gt=0).aggregate(total=Sum("balance"))["total"] or 0
-    return points, program.money_value(points)
+    held = Redemption.objects.filter(_CHECKOUT, program=program, status=Redemption.Status.ISSUED).aggregate(
+        points=Sum("points"), amount=Sum("amount")
+    )
+    return points + (held["points"] or 0), program.money_value(points) + _money(held["amount"])
 
 
 def points_kpis(*, program: Program, start: datetime, end: datetime, with_liability: bool = True) -> PointsKpis:
     """Ledger flows of the period (one query) and, with ``with_liability``, the current liability (one more)."""
     totals = PointsEntry.objects.filter(program=program, created_at__gte=start, created_at__lt=end).aggregate(
         issued=Sum("points", filter=_ISSUED),
-        redeemed=Sum("points", filter=Q(kind=_Kind.REDEEM)),
+        redeemed=Sum("points", filter=_REWARD_REDEEMED),
         expired=Sum("points", filter=Q(kind=_Kind.EXPIRE)),
         reversed=Sum("points", filter=Q(kind=_Kind.REVERSE)),
         adjusted_out=Sum("points", filter=Q(kind=_Kind.ADJUST, points__lt=0)),
     )
     liability_points, liability = points_liability(program=program) if with_liability else (None, None)
+    # Used on an order: marked used by the order, or used and since given back by its cancellation.
+    checkout = Redemption.objects.filter(
+        _CHECKOUT, program=program, created_at__gte=start, created_at__lt=end, order_reference__gt=""
+    ).aggregate(points=Sum("points"), amount=Sum("amount"), returned=Sum("points_returned"))
     return PointsKpis(
         issued=totals["issued"] or 0,
         redeemed=-(totals["redeemed"] or 0),
@@ -313,6 +336,9 @@ def points_kpis(*, program: Program, start: datetime, end: datetime, with_liabil
         adjusted_out=-(totals["adjusted_out"] or 0),
         liability_points=liability_points,
         liability=liability,
+        checkout_points=checkout["points"] or 0,
+        checkout_value=_money(checkout["amount"]),
+        checkout_returned=checkout["returned"] or 0,
     )
 
 
@@ -471,7 +497,7 @@ def points_by_month(*, program: Program, start: datetime, end: datetime) -> list
         .order_by()
         .annotate(month=_month("created_at"))
         .values("month")
-        .annotate(issued=Sum("points", filter=_ISSUED), redeemed=Sum("points", filter=Q(kind=_Kind.REDEEM)))
+        .annotate(issued=Sum("points", filter=_ISSUED), redeemed=Sum("points", filter=_SPENT))
     )
     found = {row["month"]: row for row in rows}
     return [

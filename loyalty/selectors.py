@@ -78,6 +78,8 @@ class MemberSummary:
     expiring: ExpiringPoints | None = None
     # The shop takes points as money at checkout: only then is the balance "worth" an amount.
     points_as_money: bool = False
+    points_worth: Decimal | None = None  # what the balance pays in the cart now (whole steps)
+    points_needed: int = 0  # points still missing before the cart takes any (points_as_money)
 
     @property
     def program(self):
@@ -131,6 +133,7 @@ def reward_options(member: Member, *, at: datetime | None = None) -> list[Reward
         .filter(Q(active_from__isnull=True) | Q(active_from__lte=at))
         .filter(Q(active_until__isnull=True) | Q(active_until__gt=at))
         .exclude(stock=0)
+        .exclude(kind=Reward.Kind.POINTS_DISCOUNT)  # chosen in the cart, not redeemed for a code
         .select_related("min_tier")
         .order_by("points_cost", "name")
     )
@@ -157,6 +160,7 @@ def account_summaries(user, *, history_page: int | str | None = None) -> list[Me
     summaries = []
     for member in memberships_for_user(user):
         page = points_history_page(member, page=history_page)
+        worth, needed = checkout_points_worth(member)
         summaries.append(
             MemberSummary(
                 member=member,
@@ -166,9 +170,30 @@ def account_summaries(user, *, history_page: int | str | None = None) -> list[Me
                 rewards=reward_options(member),
                 codes=member_codes(member),
                 expiring=expiring_points(member),
+                points_as_money=worth is not None,
+                points_worth=worth,
+                points_needed=needed,
             )
         )
     return summaries
+
+
+def checkout_points_worth(member: Member) -> tuple[Decimal | None, int]:
+    """What the balance pays in the cart now, ``(money, 0)``, counting whole steps only;
+    ``(0.00, n)`` when ``n`` more points are needed first; ``(None, 0)`` when the member cannot
+    pay with points at all (no active points discount, or one for higher tiers). Two queries."""
+    from .exceptions import LoyaltyError
+    from .services.checkout_points import points_amount, points_discount_reward
+
+    try:
+        reward = points_discount_reward(member=member)
+    except LoyaltyError:
+        return None, 0
+    balance = max(member.balance, 0)
+    usable = balance - balance % reward.points_step
+    if usable < reward.points_cost:
+        return Decimal("0.00"), reward.points_cost - balance
+    return points_amount(usable, reward.point_value or member.program.point_value), 0
 
 
 # --- customer pages: history in words, expiring points, order points, how it works --------------
@@ -393,6 +418,7 @@ class ProgramOverview:
     bonuses: list[str]
     tiers: list[Tier]
     rewards: list[Reward]
+    checkout_points: list[str] = field(default_factory=list)  # "Pay with points in your cart: ..."
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -491,7 +517,49 @@ def program_overview(*, slug: str, at: datetime | None = None) -> ProgramOvervie
     )
     hundred = program.money_value(100)
     point_value = _("100 points are worth %(money)s.") % {"money": _money(hundred, program.currency)} if hundred else ""
-    return ProgramOverview(program, earn_rate, point_value, bonuses, tiers, rewards)
+    checkout = (
+        Reward.objects.filter(program=program, kind=Reward.Kind.POINTS_DISCOUNT, is_active=True)
+        .filter(Q(active_from__isnull=True) | Q(active_from__lte=at))
+        .filter(Q(active_until__isnull=True) | Q(active_until__gt=at))
+        .select_related("min_tier")
+        .order_by("min_tier__rank", "pk")
+    )
+    sentences = [_checkout_points_in_words(reward, program) for reward in checkout]
+    return ProgramOverview(program, earn_rate, point_value, bonuses, tiers, rewards, sentences)
+
+
+def _checkout_points_in_words(reward: Reward, program) -> str:
+    """"Pay with points in your cart: 100 points take €1.00 off, from 100 points, in steps of 100; at most
+    half of an order." for the how-it-works page."""
+    from .services.checkout_points import points_amount
+
+    value = reward.point_value or program.point_value
+    step = reward.points_step
+    worth = money_text(points_amount(step, value), program.currency)
+    parts = [
+        _("Pay with points in your cart: %(points)s points take %(amount)s off an order.")
+        % {"points": number_format(step, force_grouping=True), "amount": worth}
+    ]
+    if reward.points_cost > step:
+        parts.append(
+            _("Use at least %(points)s points, in steps of %(step)s.")
+            % {"points": number_format(reward.points_cost, force_grouping=True), "step": step}
+        )
+    if reward.max_order_share and reward.max_order_share < 100:
+        share = number_format(reward.max_order_share.normalize(), force_grouping=True)
+        parts.append(_("Points pay up to %(share)s%% of an order.") % {"share": share})
+    if reward.max_amount:
+        parts.append(
+            _("Points pay at most %(amount)s of one order.")
+            % {"amount": money_text(reward.max_amount, program.currency)}
+        )
+    if reward.min_order_value:
+        parts.append(
+            _("For orders of %(minimum)s or more.") % {"minimum": money_text(reward.min_order_value, program.currency)}
+        )
+    if reward.min_tier_id:
+        parts.append(_("For %(tier)s members and above.") % {"tier": reward.min_tier.name})
+    return " ".join(parts)
 
 
 def _sum_of(field: str, **filters) -> Coalesce:

@@ -65,7 +65,10 @@ class ProgramAdmin(admin.ModelAdmin):
             _("Expiry"),
             {"fields": ["expiry_policy", "points_lifetime_days", "inactivity_days", "expiry_reminder_days"]},
         ),
-        (_("Tiers and rewards"), {"fields": ["tier_retention_days", "refund_points_on_code_expiry"]}),
+        (
+            _("Tiers and rewards"),
+            {"fields": ["tier_retention_days", "refund_points_on_code_expiry", "checkout_points_refund_policy"]},
+        ),
         (_("Policies"), {"fields": ["negative_balance_policy", "enroll_on_signup"]}),
         (
             _("Member emails"),

@@ -320,10 +320,18 @@ def build_cards(board: kpis.Dashboard) -> dict[str, list[Card]]:
         ),
         card(_("Points redeemed"), lambda p: p.points.redeemed, count, help=_("Spent on rewards.")),
         card(
+            _("Points spent at checkout"),
+            lambda p: p.points.checkout_points,
+            count,
+            help=_("Used as money on orders placed in the period."),
+            note=_("%(value)s off orders; %(returned)s points given back after refunds")
+            % {"value": cash(cur.points.checkout_value), "returned": count(cur.points.checkout_returned)},
+        ),
+        card(
             _("Redemption rate"),
             lambda p: p.points.redemption_rate,
             percent,
-            help=_("Points redeemed / points issued."),
+            help=_("Points spent on rewards and at checkout / points issued."),
             rate=True,
         ),
         card(_("Points expired"), lambda p: p.points.expired, count, help=_("Lapsed unspent."), better=-1),
@@ -334,7 +342,7 @@ def build_cards(board: kpis.Dashboard) -> dict[str, list[Card]]:
             None,
             cash,
             compare=False,
-            help=_("Unspent points now × point value."),
+            help=_("Unspent points now × point value, and codes of points used at checkout not used yet."),
             note=_("%(points)s points at %(value)s each")
             % {"points": count(cur.points.liability_points), "value": f"{board.program.point_value.normalize():f}"},
         ),

@@ -34,6 +34,10 @@ class RewardForm(forms.ModelForm):
             "active_until",
             "stock",
             "per_member_limit",
+            "point_value",
+            "points_step",
+            "max_order_share",
+            "max_amount",
         ]
 
     def clean(self):
@@ -51,6 +55,17 @@ class RewardForm(forms.ModelForm):
         start, end = cleaned.get("active_from"), cleaned.get("active_until")
         if start and end and end <= start:
             self.add_error("active_until", gettext("The end must be after the start."))
+        if kind == Reward.Kind.POINTS_DISCOUNT:
+            cost, step = cleaned.get("points_cost"), cleaned.get("points_step")
+            if cost and step and cost % step:
+                self.add_error("points_cost", gettext("The fewest points must be a multiple of the step."))
+            if cleaned.get("stock") is not None:
+                self.add_error("stock", gettext("Points as money at checkout has no stock: leave it empty."))
+            if cleaned.get("per_member_limit") is not None:
+                self.add_error(
+                    "per_member_limit",
+                    gettext("Points as money at checkout has no limit per member: leave it empty."),
+                )
         return cleaned
 
 
@@ -79,6 +94,17 @@ class RewardAdmin(admin.ModelAdmin):
             {"fields": ["kind", "value", "product_reference", "code_valid_days", "personal_code"]},
         ),
         (_("Price and conditions"), {"fields": ["points_cost", "min_order_value", "min_tier"]}),
+        (
+            _("Points as money at checkout"),
+            {
+                "fields": ["point_value", "points_step", "max_order_share", "max_amount"],
+                "description": _(
+                    "Only for the kind “Points as money at checkout”: members choose how many points to use in "
+                    "the cart (at least the points cost above, in steps), and the code takes their value off "
+                    "that order. The code works for CHECKOUT_POINTS_VALID_MINUTES (2 hours by default)."
+                ),
+            },
+        ),
         (_("Availability"), {"fields": ["active_from", "active_until", "stock", "per_member_limit"]}),
     ]
 
@@ -110,6 +136,7 @@ class RedemptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "member_link",
         "reward",
         "points",
+        "amount",
         "code",
         "status",
         "expires_at",

@@ -336,12 +336,13 @@ def _give_back(redemption: Redemption, member: Member, *, points: int, key: str,
 
 def _close(redemption: Redemption, member: Member, *, why: str, at: datetime) -> None:
     """Cancel a checkout's redemption and give back what of its points is still spent."""
-    redemption.status = Redemption.Status.CANCELLED
-    redemption.save(update_fields=["status"])
+    owed = redemption.points - redemption.points_returned
+    redemption.status, redemption.points_returned = Redemption.Status.CANCELLED, redemption.points
+    redemption.save(update_fields=["status", "points_returned"])
     _give_back(
         redemption,
         member,
-        points=redemption.points - redemption.points_returned,
+        points=owed,
         key=f"redemption:{redemption.pk}:refund",
         why=why,
         at=at,

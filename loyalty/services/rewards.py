@@ -60,6 +60,11 @@ def _adapter():
 def _check_available(*, member: Member, reward: Reward, at: datetime, free: bool) -> None:
     """Raise the first reason ``member`` cannot have ``reward`` now (both rows are locked)."""
     name = reward.name
+    if reward.is_points_discount:
+        raise RewardUnavailable(
+            _("“%(reward)s” is used in the cart: choose how many points to use there.") % {"reward": name},
+            code="reward_used_at_checkout",
+        )
     if reward.program_id != member.program_id:
         raise RewardUnavailable(
             _("“%(reward)s” belongs to another programme.") % {"reward": name}, code="reward_other_program"

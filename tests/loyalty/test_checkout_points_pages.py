@@ -204,3 +204,40 @@ def test_another_member_never_sees_a_points_code_label(client, member, customer,
     member_enroll(program=member.program, user=other)
     client.force_login(other)
     assert client.get(order.get_absolute_url()).status_code == 404
+
+
+def test_the_panel_says_worth_only_with_a_points_discount(client, member, customer, reward):
+    adjust_points(member=member, points=1331, reason="start")
+    client.force_login(customer)
+    page = client.get(reverse("shop:account")).text
+    # Whole steps only: 1300 of the 1331 points pay in the cart.
+    assert "Worth 13.00 EUR towards your next order." in page and "Choose how many points" in page
+    assert "Pay with points" not in page.split("Rewards")[-1]  # not a reward to redeem for a code
+    Reward.objects.filter(pk=reward.pk).update(is_active=False)
+    assert "Worth" not in client.get(reverse("shop:account")).text
+
+
+def test_the_panel_says_how_many_points_are_missing_below_the_fewest(client, member, customer, reward):
+    Reward.objects.filter(pk=reward.pk).update(points_cost=500, points_step=100)
+    adjust_points(member=member, points=420, reason="start")
+    client.force_login(customer)
+    page = client.get(reverse("shop:account")).text
+    assert "80 more points and you can pay with points in the cart." in page and "Worth" not in page
+
+
+def test_how_it_works_explains_paying_with_points(client, program, reward):
+    Reward.objects.filter(pk=reward.pk).update(max_order_share=Decimal("50"), max_amount=Decimal("20.00"))
+    page = client.get(reverse("loyalty:how_it_works", args=[program.slug])).text
+    assert (
+        "Pay with points in your cart: 100 points take €1.00 off an order. Points pay up to 50% of an order. "
+        "Points pay at most €20.00 of one order." in page
+    )
+
+
+def test_a_points_discount_cannot_be_redeemed_for_a_code(member, reward):
+    from loyalty.services import redeem
+
+    adjust_points(member=member, points=500, reason="start")
+    with pytest.raises(Exception) as caught:
+        redeem(member=member, reward=reward)
+    assert caught.value.code == "reward_used_at_checkout" and balance(member) == 500

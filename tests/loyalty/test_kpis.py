@@ -393,12 +393,48 @@ def test_query_count_is_bounded_and_does_not_grow_with_the_data(program, quarter
         order(program, f"x{i}-1", "20.00", local(2026, 1 + i % 3, 4), member=member)
         points_credit(member=member, points=20, kind=Kind.EARN, idempotency_key=f"x{i}", at=local(2026, 1, 4))
 
-    with django_assert_max_num_queries(25 + 3):  # 25 at most (3 for NPS/CSAT), plus one per campaign
+    # 25 at most (3 for NPS/CSAT, 3 for points at checkout), plus one per campaign
+    with django_assert_max_num_queries(25 + 3 + 3):
         board = kpis.dashboard(program=program, start=START, end=END)
 
     with CaptureQueriesContext(connection) as large:
         kpis.dashboard(program=program, start=START, end=END)
     assert len(large.captured_queries) == len(small.captured_queries)
     assert board.current.orders.orders == 5 + 3 * 3 + 60
-    with django_assert_max_num_queries(21 + 3):  # a 365-day period is its own CLV window
+    with django_assert_max_num_queries(21 + 3 + 3):  # a 365-day period is its own CLV window
         kpis.dashboard(program=program, start=END - timedelta(days=365), end=END)
+
+
+def test_points_used_at_checkout_count_once_and_the_liability_includes_held_codes(program):
+    """Changing the points in the cart debits and gives back: neither counts as issued or redeemed;
+    points used on an order count at checkout with their money; a code not used yet is still owed."""
+    from loyalty.models import Reward
+    from loyalty.services import adjust_points, member_enroll
+    from loyalty.services.checkout_points import checkout_token_issue, points_discount_apply
+    from shop import services as shop
+    from tests.factories import ProductFactory, UserFactory
+
+    Reward.objects.create(program=program, name="Pay", kind="points_discount", points_cost=100, points_step=100)
+    user = UserFactory()
+    member = member_enroll(program=program, user=user)[0]
+    adjust_points(member=member, points=1000, reason="start", idempotency_key="start")
+
+    def use(points, basket):
+        token = checkout_token_issue(member=member, basket=basket)
+        return points_discount_apply(
+            member=member, checkout_token=token, points=points, order_total=Decimal("50"), currency="EUR"
+        )
+
+    use(500, "a")
+    used = use(300, "a")  # replaces the 500
+    product = ProductFactory(price=Decimal("40.00"))
+    shop.mark_paid(order=shop.place_order(items={product.pk: 1}, user=user, discount_code=used.code))
+    use(200, "b")  # held, not used yet
+
+    now = timezone.now()
+    result = kpis.points_kpis(program=program, start=now - timedelta(days=1), end=now + timedelta(days=1))
+    assert (result.checkout_points, result.checkout_value, result.redeemed) == (300, Decimal("3.00"), 0)
+    assert result.issued == 1000 + 37  # the start and the order's points; given-back points are not issued
+    balance = 1000 - 300 - 200 + 37
+    assert result.liability_points == balance + 200
+    assert result.liability == program.money_value(balance) + Decimal("2.00")
