@@ -66,6 +66,15 @@ def create_demo_programme(now: datetime | None = None) -> Program:
         min_order_value=Decimal("50.00"),
         per_member_limit=2,
     )
+    Reward.objects.create(
+        program=program,
+        name="Pay with points",
+        description="Use your points in the cart: 100 points take 1.00 EUR off, up to half of an order.",
+        kind=Reward.Kind.POINTS_DISCOUNT,
+        points_cost=100,
+        points_step=100,
+        max_order_share=Decimal("50"),
+    )
     tiers = {
         "Bronze": Tier.objects.create(
             program=program, name="Bronze", rank=1, qualifies_by="spend", threshold=Decimal("0"), colour="#8c5a2b",

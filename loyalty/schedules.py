@@ -30,7 +30,8 @@ DEFAULT_SCHEDULES: dict[str, float | dict[str, str]] = {
     "loyalty.tasks.retry_unprocessed_events": {"minute": "*/5"},
     "loyalty.tasks.recompute_tiers": {"hour": "2", "minute": "30"},
     "loyalty.tasks.award_birthday_bonuses": {"hour": "6", "minute": "30"},
-    "loyalty.tasks.expire_reward_codes": {"hour": "3", "minute": "45"},
+    # Every 15 minutes: points used at checkout come back soon after their code expires unused (2 h).
+    "loyalty.tasks.expire_reward_codes": {"minute": "*/15"},
     # Customer health: refit the purchase model weekly, score every member nightly (before campaigns).
     "loyalty.tasks.fit_health_models": {"hour": "1", "minute": "30", "day_of_week": "sun"},
     "loyalty.tasks.refresh_health": {"hour": "4", "minute": "0"},

@@ -62,7 +62,8 @@ def recompute_tiers() -> int:
 
 @shared_task(acks_late=True, ignore_result=True)
 def expire_reward_codes() -> int:
-    """Beat task (daily): settle reward codes past their expiry (used, or expired with points back)."""
+    """Beat task (every 15 minutes): settle reward codes past their expiry (used, or expired with points
+    back), so points used at checkout on an order never placed come back soon after their code lapses."""
     from .services.rewards import redemptions_expire_due
 
     return redemptions_expire_due()

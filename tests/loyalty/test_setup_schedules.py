@@ -25,7 +25,7 @@ EXPECTED = {
     "loyalty-retry-unprocessed-events": ("loyalty.tasks.retry_unprocessed_events", "*/5 * * * *"),
     "loyalty-recompute-tiers": ("loyalty.tasks.recompute_tiers", "30 2 * * *"),
     "loyalty-award-birthday-bonuses": ("loyalty.tasks.award_birthday_bonuses", "30 6 * * *"),
-    "loyalty-expire-reward-codes": ("loyalty.tasks.expire_reward_codes", "45 3 * * *"),
+    "loyalty-expire-reward-codes": ("loyalty.tasks.expire_reward_codes", "*/15 * * * *"),
     "loyalty-fit-health-models": ("loyalty.tasks.fit_health_models", "30 1 * * sun"),
     "loyalty-refresh-health": ("loyalty.tasks.refresh_health", "0 4 * * *"),
     "loyalty-send-monthly-statements": ("loyalty.tasks.send_monthly_statements", "0 8 1 * *"),
