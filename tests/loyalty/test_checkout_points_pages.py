@@ -241,3 +241,24 @@ def test_a_points_discount_cannot_be_redeemed_for_a_code(member, reward):
     with pytest.raises(Exception) as caught:
         redeem(member=member, reward=reward)
     assert caught.value.code == "reward_used_at_checkout" and balance(member) == 500
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        (
+            "de",
+            ["Meine Punkte einlösen", "Sie haben <strong>1330 Punkte</strong> im Wert von 13,30\u00a0€.", "Punkte einsetzen"],
+        ),
+        ("it", ["Usa i miei punti", "Hai <strong>1330 punti</strong>, del valore di 13,30\u00a0€.", "Usa i punti"]),
+    ],
+)
+def test_the_control_and_the_history_are_in_german_and_italian(shopper, member, settings, lang, words):
+    shopper.cookies[settings.LANGUAGE_COOKIE_NAME] = lang
+    page = shopper.get(CART).text
+    for word in words:
+        assert word in page
+    use_points(shopper, 500)
+    account = shopper.get(reverse("shop:account")).text
+    paid = {"de": "Mit 500 Punkten bezahlt (−5,00\u00a0€)", "it": "Pagato con 500 punti (−5,00\u00a0€)"}[lang]
+    assert paid in account
