@@ -248,7 +248,11 @@ def test_a_points_discount_cannot_be_redeemed_for_a_code(member, reward):
     [
         (
             "de",
-            ["Meine Punkte einlösen", "Sie haben <strong>1330 Punkte</strong> im Wert von 13,30\u00a0€.", "Punkte einsetzen"],
+            [
+                "Meine Punkte einlösen",
+                "Sie haben <strong>1330 Punkte</strong> im Wert von 13,30\u00a0€.",
+                "Punkte einsetzen",
+            ],
         ),
         ("it", ["Usa i miei punti", "Hai <strong>1330 punti</strong>, del valore di 13,30\u00a0€.", "Usa i punti"]),
     ],
