@@ -149,7 +149,13 @@ def reward_options(member: Member, *, at: datetime | None = None) -> list[Reward
 
 def member_codes(member: Member, *, limit: int = 10) -> list[Redemption]:
     """The member's latest reward codes, newest first (one query)."""
-    codes = Redemption.objects.filter(member=member).select_related("reward").order_by("-created_at", "-id")
+    # Points used at checkout have codes too, but the customer never sees or types them.
+    codes = (
+        Redemption.objects.filter(member=member)
+        .exclude(reward__kind=Reward.Kind.POINTS_DISCOUNT)
+        .select_related("reward")
+        .order_by("-created_at", "-id")
+    )
     return list(codes[:limit])
 
 
