@@ -161,7 +161,7 @@ def checkout_points(request: HttpRequest) -> HttpResponse:
     form; the code goes onto the basket through ``checkout_attach_code``."""
     from decimal import Decimal, InvalidOperation
 
-    from .receivers import get_adapter
+    from .adapters import get_adapter
     from .services.checkout_points import checkout_basket, points_discount_apply, points_discount_remove
 
     back = _safe_next(request, default=_safe_url(request, request.META.get("HTTP_REFERER")) or "/")

@@ -65,8 +65,8 @@ def loyalty_checkout_points(context):
     the balance, its value, the points usable on this basket and what is used now. Renders
     nothing without a signed-in member, a basket (the adapter's ``checkout_basket``) or a
     points discount in the programme."""
+    from ..adapters import get_adapter
     from ..exceptions import LoyaltyError, TierTooLow
-    from ..receivers import get_adapter
     from ..selectors import memberships_for_user
     from ..services.checkout_points import points_discount_quote
 
