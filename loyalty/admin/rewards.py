@@ -40,6 +40,14 @@ class RewardForm(forms.ModelForm):
             "max_amount",
         ]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Only points as money at checkout uses the step: other rewards need not fill it in.
+        self.fields["points_step"].required = False
+
+    def clean_points_step(self) -> int:
+        return self.cleaned_data.get("points_step") or Reward._meta.get_field("points_step").default
+
     def clean(self):
         cleaned = super().clean()
         kind, value = cleaned.get("kind"), cleaned.get("value")

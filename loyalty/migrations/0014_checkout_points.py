@@ -8,6 +8,8 @@ import django.core.validators
 from decimal import Decimal
 from django.db import migrations, models
 
+from loyalty.compat import check_constraint
+
 
 class Migration(migrations.Migration):
 
@@ -77,22 +79,22 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='redemption',
-            constraint=models.CheckConstraint(condition=models.Q(('points_returned__lte', models.F('points'))), name='loyalty_redemption_returned_within_points'),
+            constraint=check_constraint(condition=models.Q(('points_returned__lte', models.F('points'))), name='loyalty_redemption_returned_within_points'),
         ),
         migrations.AddConstraint(
             model_name='reward',
-            constraint=models.CheckConstraint(condition=models.Q(('points_step__gt', 0)), name='loyalty_reward_step_positive'),
+            constraint=check_constraint(condition=models.Q(('points_step__gt', 0)), name='loyalty_reward_step_positive'),
         ),
         migrations.AddConstraint(
             model_name='reward',
-            constraint=models.CheckConstraint(condition=models.Q(('max_order_share__isnull', True), models.Q(('max_order_share__gt', 0), ('max_order_share__lte', 100)), _connector='OR'), name='loyalty_reward_share_a_percentage'),
+            constraint=check_constraint(condition=models.Q(('max_order_share__isnull', True), models.Q(('max_order_share__gt', 0), ('max_order_share__lte', 100)), _connector='OR'), name='loyalty_reward_share_a_percentage'),
         ),
         migrations.AddConstraint(
             model_name='reward',
-            constraint=models.CheckConstraint(condition=models.Q(('max_amount__isnull', True), ('max_amount__gt', 0), _connector='OR'), name='loyalty_reward_max_amount_positive'),
+            constraint=check_constraint(condition=models.Q(('max_amount__isnull', True), ('max_amount__gt', 0), _connector='OR'), name='loyalty_reward_max_amount_positive'),
         ),
         migrations.AddConstraint(
             model_name='reward',
-            constraint=models.CheckConstraint(condition=models.Q(('point_value__isnull', True), ('point_value__gt', 0), _connector='OR'), name='loyalty_reward_point_value_positive'),
+            constraint=check_constraint(condition=models.Q(('point_value__isnull', True), ('point_value__gt', 0), _connector='OR'), name='loyalty_reward_point_value_positive'),
         ),
     ]

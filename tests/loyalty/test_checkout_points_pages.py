@@ -266,3 +266,26 @@ def test_the_control_and_the_history_are_in_german_and_italian(shopper, member, 
     account = shopper.get(reverse("shop:account")).text
     paid = {"de": "Mit 500 Punkten bezahlt (−5,00\u00a0€)", "it": "Pagato con 500 punti (−5,00\u00a0€)"}[lang]
     assert paid in account
+
+
+def test_staff_set_up_points_at_checkout_in_admin(admin_client, program):
+    data = {
+        "program": program.pk,
+        "name": "Pay with points",
+        "description": "",
+        "is_active": "on",
+        "kind": "points_discount",
+        "value": "0",
+        "code_valid_days": 30,
+        "points_cost": 150,
+        "points_step": 100,
+        "max_order_share": "50",
+    }
+    url = reverse("admin:loyalty_reward_add")
+    refused = admin_client.post(url, data)
+    assert refused.status_code == 200 and "The fewest points must be a multiple of the step." in refused.text
+    assert admin_client.post(url, {**data, "points_cost": 200}).status_code == 302
+    reward = Reward.objects.get(kind="points_discount")
+    assert (reward.points_cost, reward.points_step, reward.max_order_share) == (200, 100, Decimal("50.00"))
+    change = admin_client.get(reverse("admin:loyalty_reward_change", args=[reward.pk])).text
+    assert "Points as money at checkout" in change
