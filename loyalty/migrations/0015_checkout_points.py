@@ -14,7 +14,7 @@ from loyalty.compat import check_constraint
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('loyalty', '0013_staff_adjust_index'),
+        ('loyalty', '0014_award_paid_function'),
     ]
 
     operations = [
