@@ -9,15 +9,23 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
+from django.core.management import call_command
+from django.template import Context, Template
+from django.test import RequestFactory
+from django.urls import reverse
 from django.utils import timezone
 from oscar.apps.order.signals import order_placed
 from oscar.core.loading import get_class, get_model
 
 from loyalty.adapters.base import DiscountStatus, HistoricalStatus
-from loyalty.adapters.oscar import OscarAdapter
+from loyalty.adapters.oscar import OscarAdapter, points_condition_path
 from loyalty.models import Member, OrderEvent, Purchase, Redemption, Reward
 from loyalty.receivers import connect_adapter
 from loyalty.services import adjust_points, member_enroll, redeem
+from loyalty.services.checkout_points import checkout_token_issue
+from loyalty.services.rewards import redemptions_expire_due
 
 pytestmark = pytest.mark.django_db
 
@@ -280,6 +288,192 @@ def test_revoking_ends_the_voucher_and_suspends_its_offer(member, customer, make
     voucher.refresh_from_db()
     assert not voucher.is_active() and voucher.offers.get().is_suspended
     assert discount_of(voucher, make_basket(customer), customer) == D("0.00")
+
+
+# --- points at checkout: a voucher on the member's basket ------------------------------------------
+
+
+@pytest.fixture
+def points_reward(program):
+    return Reward.objects.create(
+        program=program,
+        name="Pay with points",
+        kind=Reward.Kind.POINTS_DISCOUNT,
+        points_cost=100,
+        points_step=100,
+        point_value=D("0.01"),
+    )
+
+
+@pytest.fixture
+def shopper(client, member, customer, points_reward, make_basket):
+    """A member with 10,000 points, signed in, with 2 x 50.00 in their oscar basket."""
+    client.force_login(customer)
+    client.basket = make_basket(customer, quantity=2)
+    return client
+
+
+def use_points(client, member, points, **extra):
+    """Post the "Use my points" form as the control renders it (loyalty's view, then back); the
+    message it leaves."""
+    token = checkout_token_issue(member=member, basket=f"oscar-basket-{client.basket.id}")
+    data = {"checkout_token": token, "program": member.program.slug, "points": points, "next": "/basket/", **extra}
+    response = client.post(reverse("loyalty:checkout_points"), data)
+    assert response.status_code == 302 and response.url == "/basket/"
+    return [str(m) for m in get_messages(response.wsgi_request)][-1]
+
+
+def basket_totals(client):
+    """oscar's basket page, as the member sees it: (total before discounts, total)."""
+    page = client.get(reverse("basket:summary"))
+    assert page.status_code == 200
+    basket = page.context["basket"]
+    return basket.total_incl_tax_excl_discounts, basket.total_incl_tax
+
+
+def live_points_voucher(client):
+    [voucher] = client.basket.vouchers.all()
+    return voucher, Redemption.objects.get(code=voucher.code)
+
+
+def test_points_become_a_single_use_voucher_for_exactly_their_value_on_the_members_basket(shopper, member):
+    assert use_points(shopper, member, 500) == "500 points take £5.00 off your order."
+
+    voucher, redemption = live_points_voucher(shopper)
+    assert (voucher.usage, voucher.end_datetime) == (Voucher.SINGLE_USE, redemption.expires_at)
+    assert voucher.end_datetime - voucher.start_datetime <= timedelta(minutes=120)
+    assert voucher.name == f"Pay with points: 500 points · #{redemption.pk}"
+    offer = voucher.offers.get()
+    assert (offer.benefit.type, offer.benefit.value, offer.max_global_applications) == ("Absolute", D("5.00"), 1)
+    assert offer.condition.proxy_class == points_condition_path()
+    assert basket_totals(shopper) == (D("100.00"), D("95.00"))
+    assert balance(member.user) == 10_000 - 500
+
+
+def test_the_points_voucher_takes_nothing_off_another_customers_basket(shopper, member, make_basket):
+    use_points(shopper, member, 500)
+    voucher, _redemption = live_points_voucher(shopper)
+    stranger = get_user_model().objects.create_user(username="bob", email="bob@example.com", password="x")
+
+    assert discount_of(voucher, make_basket(stranger, quantity=2), stranger) == D("0.00")
+    assert discount_of(voucher, make_basket(None, quantity=2), None) == D("0.00")
+    assert discount_of(voucher, make_basket(member.user, quantity=2), member.user) == D("5.00")
+
+
+def test_choosing_other_points_replaces_the_voucher_and_twice_the_same_spends_once(shopper, member):
+    use_points(shopper, member, 500)
+    first, _ = live_points_voucher(shopper)
+    use_points(shopper, member, 800)
+    use_points(shopper, member, 800)  # a double press
+
+    second, redemption = live_points_voucher(shopper)
+    assert second != first and redemption.points == 800
+    first.refresh_from_db()
+    assert not first.is_active() and first.offers.get().is_suspended
+    assert basket_totals(shopper) == (D("100.00"), D("92.00"))
+    assert balance(member.user) == 10_000 - 800
+    assert Redemption.objects.filter(status=Redemption.Status.ISSUED).count() == 1
+
+
+def test_taking_the_points_off_removes_the_voucher_and_gives_them_back(shopper, member):
+    use_points(shopper, member, 500)
+    voucher, _ = live_points_voucher(shopper)
+
+    assert use_points(shopper, member, "", remove="1") == "Your points are back in your account."
+    assert not shopper.basket.vouchers.exists()
+    assert basket_totals(shopper) == (D("100.00"), D("100.00"))
+    assert balance(member.user) == 10_000
+    voucher.refresh_from_db()
+    assert not voucher.is_active()
+
+
+def test_points_above_the_cap_are_refused_and_nothing_is_written(shopper, member):
+    assert use_points(shopper, member, 10_100) == "You have 10000 points; you cannot use 10100."
+    assert use_points(shopper, member, 250) == "Choose points in steps of 100."
+    assert not shopper.basket.vouchers.exists() and not Voucher.objects.exists()
+    assert balance(member.user) == 10_000
+
+
+def test_an_expired_points_voucher_gives_the_points_back_and_leaves_the_basket(shopper, member):
+    use_points(shopper, member, 500)
+    voucher, redemption = live_points_voucher(shopper)
+    ended = timezone.now() - timedelta(seconds=1)  # the short validity is over
+    Redemption.objects.filter(pk=redemption.pk).update(expires_at=ended)
+    Voucher.objects.filter(pk=voucher.pk).update(start_datetime=ended - timedelta(hours=2), end_datetime=ended)
+
+    assert redemptions_expire_due() == 1
+    assert balance(member.user) == 10_000
+    assert basket_totals(shopper) == (D("100.00"), D("100.00"))  # oscar ignores an ended voucher
+    request = RequestFactory().get("/basket/")
+    request.user, request.basket = member.user, shopper.basket
+    assert OscarAdapter().checkout_basket(request=request).code == ""
+    assert not shopper.basket.vouchers.exists()  # and it is taken off the basket
+
+
+def test_an_order_placed_with_points_spends_them_once_and_cancelling_gives_them_back(shopper, member, place_order):
+    use_points(shopper, member, 500)
+    voucher, redemption = live_points_voucher(shopper)
+
+    order = place_order(member.user, basket=shopper.basket)
+    assert order.total_incl_tax == D("95.00")
+    redemption.refresh_from_db()
+    assert (redemption.status, redemption.order_reference) == (Redemption.Status.USED, str(order.number))
+    assert balance(member.user) == 10_000 - 500 + 95
+    assert OscarAdapter().discount_status(code=voucher.code) == DiscountStatus.USED
+
+    order.set_status("Cancelled")
+    order.set_status("Cancelled")  # twice counts once
+    assert balance(member.user) == 10_000
+    redemption.refresh_from_db()
+    assert redemption.status == Redemption.Status.CANCELLED
+    call_command("loyalty_check_ledger")
+
+
+def test_with_paid_statuses_cancelling_an_unpaid_order_gives_the_points_back(
+    shopper, member, place_order, adapter_swap
+):
+    class PaidWhenComplete(OscarAdapter):
+        PAID_STATUSES = ("Complete",)
+
+    adapter_swap(PaidWhenComplete())
+    use_points(shopper, member, 500)
+    voucher, redemption = live_points_voucher(shopper)
+    order = place_order(member.user, basket=shopper.basket)
+    assert Redemption.objects.get(pk=redemption.pk).status == Redemption.Status.ISSUED  # not paid yet
+
+    order.set_status("Cancelled")
+    assert balance(member.user) == 10_000
+    assert Redemption.objects.get(pk=redemption.pk).status == Redemption.Status.CANCELLED
+    voucher.refresh_from_db()
+    assert not voucher.is_active()
+
+
+def test_an_order_that_carried_the_voucher_without_its_discount_spends_no_points(shopper, member, place_order):
+    use_points(shopper, member, 500)
+    voucher, redemption = live_points_voucher(shopper)
+    stranger = get_user_model().objects.create_user(username="bob", email="bob@example.com", password="x")
+    basket = shopper.basket
+    basket.owner = stranger  # the code in someone else's basket: oscar records it, with no discount
+    basket.save()
+
+    order = place_order(stranger, basket=basket)
+    assert order.total_incl_tax == D("100.00") and voucher.applications.filter(order=order).exists()
+    assert "discount_codes" not in OrderEvent.objects.get(order_reference=order.number).payload
+    assert OscarAdapter().discount_status(code=voucher.code) == DiscountStatus.UNUSED
+    assert redemptions_expire_due(now=redemption.expires_at + timedelta(seconds=1)) == 1
+    assert balance(member.user) == 10_000
+
+
+def test_the_basket_control_shows_the_balance_its_value_and_the_range(shopper, member):
+    request = RequestFactory().get("/basket/")
+    request.user, request.basket = member.user, shopper.basket
+    Applicator().apply(shopper.basket, member.user)
+    html = Template("{% load loyalty_tags %}{% loyalty_checkout_points %}").render(Context({"request": request}))
+
+    assert "Use my points" in html
+    assert "You have <strong>10000 points</strong>, worth £100.00." in html
+    assert "You can use 100 to 10000 points on this order, in steps of 100: up to £100.00 off." in html
+    assert 'name="checkout_token"' in html and reverse("loyalty:checkout_points") in html
 
 
 # --- backfill -----------------------------------------------------------------------------------
