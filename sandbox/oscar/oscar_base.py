@@ -3,7 +3,8 @@
 Shared by the committed unit-test settings (``oscar_settings.py``) and the project that
 ``test_from_docs.py`` builds from scratch. Nothing about loyalty here: that part comes from
 docs/oscar.md. Differences from oscar's guide: no ``sorl.thumbnail`` (not installed; only
-product images need it) and the order pipeline of oscar's sandbox.
+product images need it, and ``OSCAR_THUMBNAIL_DEBUG = False`` lets the basket page render
+without them) and the order pipeline of oscar's sandbox.
 """
 
 OSCAR_SETTINGS = """
@@ -90,6 +91,7 @@ TEMPLATES = [
 
 HAYSTACK_CONNECTIONS = {"default": {"ENGINE": "haystack.backends.simple_backend.SimpleEngine"}}
 
+OSCAR_THUMBNAIL_DEBUG = False  # no sorl.thumbnail here: pages show products without images
 OSCAR_ALLOW_ANON_CHECKOUT = True
 OSCAR_INITIAL_ORDER_STATUS = "Pending"
 OSCAR_INITIAL_LINE_STATUS = "Pending"

@@ -6,6 +6,7 @@ the last line printed is ``SCENARIO OK {json}`` with what was seen.
 
 import json
 import os
+import re
 import sys
 from decimal import Decimal as D
 
@@ -24,10 +25,12 @@ from oscar.core.loading import get_class, get_model  # noqa: E402
 
 from loyalty.adapters import get_adapter  # noqa: E402
 from loyalty.adapters.base import DiscountStatus  # noqa: E402
-from loyalty.models import Member, OrderEvent, PointsEntry, Program, Purchase, Reward  # noqa: E402
+from loyalty.models import Member, OrderEvent, PointsEntry, Program, Purchase, Redemption, Reward  # noqa: E402
 from loyalty.services import redeem  # noqa: E402
 
 Basket = get_model("basket", "Basket")
+Country = get_model("address", "Country")
+Order = get_model("order", "Order")
 Partner = get_model("partner", "Partner")
 Product = get_model("catalogue", "Product")
 ProductClass = get_model("catalogue", "ProductClass")
@@ -152,15 +155,72 @@ assert guest_purchase.member_id is None and guest_purchase.email == "guest@examp
 assert guest_purchase.points_earned == 0
 step("guest order", f"{order3.number} recorded for {guest_purchase.email}, no points")
 
-# 7. Every event was processed; the ledger adds up.
+# 7. Points as money in oscar's basket (docs step 10): she opens her basket, uses her 40 points
+#    (worth 4.00), the total drops without a code to type, she checks out through oscar's
+#    views, and cancelling the order gives the points back.
+Reward.objects.create(
+    program=program,
+    name="Pay with points",
+    kind=Reward.Kind.POINTS_DISCOUNT,
+    point_value=D("0.10"),
+    points_cost=10,
+    points_step=10,
+)
+client = Client(HTTP_HOST="localhost")  # startproject: DEBUG on, ALLOWED_HOSTS empty
+client.force_login(ada)
+added = client.post(reverse("basket:add", kwargs={"pk": book.pk}), {"quantity": 1})
+assert added.status_code == 302, added.status_code
+html = client.get(reverse("basket:summary")).content.decode()
+assert "Use my points" in html and "You have <strong>40 points</strong>, worth £4.00." in html, html[-6000:]
+form = {name: re.search(rf'name="{name}" value="([^"]*)"', html).group(1) for name in ("checkout_token", "program")}
+used = client.post(reverse("loyalty:checkout_points"), {**form, "points": "40", "next": reverse("basket:summary")})
+assert used.status_code == 302, used.status_code
+html = client.get(used.url).content.decode()
+after = re.search(r"total \(after discounts\)</th>\s*<th[^>]*>\s*(£[\d.]+)", html)
+assert after and after.group(1) == "£46.00", html[
+    html.find("basket_totals") : html.find("basket_totals") + 4000
+]  # oscar's totals table ("Cart total" in en-us)
+assert "<strong>40 points</strong> take <strong>£4.00</strong> off this order." in html
+basket = Basket.open.get(owner=ada)
+basket.strategy = Selector().strategy(user=ada)
+Applicator().apply(basket, ada)
+assert (basket.total_incl_tax_excl_discounts, basket.total_incl_tax) == (D("50.00"), D("46.00")), basket
+[points_voucher] = basket.vouchers.all()
+member.refresh_from_db()
+assert member.balance == 0, member.balance
+step("basket with points", f"50.00 - 4.00 = {basket.total_incl_tax} (voucher {points_voucher.code}, balance 0)")
+
+# ... through oscar's checkout: shipping address, the one shipping method, preview, place order.
+Country.objects.create(iso_3166_1_a2="GB", name="United Kingdom", is_shipping_country=True)
+address = {"first_name": "Ada", "last_name": "Lovelace", "line1": "1 Loyal Road", "line4": "London"}
+shipped = client.post(reverse("checkout:shipping-address"), {**address, "postcode": "N1 9GU", "country": "GB"})
+assert shipped.status_code == 302, shipped.content.decode()[-3000:]
+client.get(reverse("checkout:shipping-method"), follow=True)
+placed = client.post(reverse("checkout:preview"), {"action": "place_order"})
+assert placed.status_code == 302 and "thank-you" in placed.url, (placed.status_code, placed.content.decode()[-3000:])
+order4 = Order.objects.get(user=ada, voucherapplication__voucher=points_voucher)
+assert order4.total_incl_tax == D("46.00"), order4.total_incl_tax
+spent = PointsEntry.objects.filter(member=member, kind=PointsEntry.Kind.REDEEM, points=-40)
+assert spent.count() == 1 and spent.get().description == "Paid with 40 points (-4.00 GBP)", list(spent)
+points_redemption = Redemption.objects.get(code=points_voucher.code)
+assert (points_redemption.status, points_redemption.order_reference) == ("used", str(order4.number))
+member.refresh_from_db()
+assert member.balance == 46, member.balance  # 46.00 paid earns 46 points
+step("order 4 paid with points", f"{order4.number} {order4.total_incl_tax}, 40 points spent once, balance 46")
+
+order4.set_status("Cancelled")
+member.refresh_from_db()
+points_redemption.refresh_from_db()
+assert member.balance == 40 and points_redemption.status == "cancelled", (member.balance, points_redemption.status)
+step("order 4 cancelled", f"40 points back, 46 earned taken back: balance {member.balance}")
+
+# 8. Every event was processed; the ledger adds up.
 statuses = sorted(set(OrderEvent.objects.values_list("status", flat=True)))
 assert statuses == [OrderEvent.Status.PROCESSED], statuses
 call_command("loyalty_check_ledger")
 step("events", f"{OrderEvent.objects.count()} events, all processed; loyalty_check_ledger clean")
 
-# 8. The account panel on oscar's profile page (the template override from the docs).
-client = Client(HTTP_HOST="localhost")  # startproject: DEBUG on, ALLOWED_HOSTS empty
-client.force_login(ada)
+# 9. The account panel on oscar's profile page (the template override from the docs).
 page = client.get(reverse("customer:profile-view"))
 html = page.content.decode()
 assert page.status_code == 200, page.status_code

@@ -6,7 +6,9 @@ code block of docs/oscar.md marked ``<!-- sandbox: <path> -->`` (appended to the
 exists, created otherwise). It runs ``migrate`` and ``check`` in subprocesses and then
 ``scenario.py`` in the project: a real order through oscar's ``OrderCreator``, points, a
 reward redeemed as an oscar voucher that oscar's ``Applicator`` applies, a cancellation, a
-guest order and the account panel on oscar's profile page.
+guest order, points used from oscar's basket page and an order placed with them through
+oscar's checkout views (then cancelled: the points come back) and the account panel on
+oscar's profile page.
 
 SQLite in the project directory; with ``DATABASE_URL`` set to PostgreSQL, a database of its
 own named ``<name>_oscar_docs`` on that server (dropped and created by the test).
@@ -35,6 +37,7 @@ import environ as _environ
 
 DATABASES = {"default": _environ.Env.db_url_config(os.environ["SANDBOX_DATABASE_URL"])}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # oscar's order confirmation
 """
 
 
@@ -78,6 +81,7 @@ def test_blocks_are_marked_for_every_file_the_guide_asks_for():
     paths = [path for path, _code in doc_blocks()]
     assert {"frobshop/settings.py", "frobshop/urls.py", "frobshop/celery.py", "frobshop/__init__.py"} <= set(paths)
     assert "templates/oscar/customer/profile/profile.html" in paths
+    assert "templates/oscar/basket/partials/basket_content.html" in paths  # "Use my points" in the basket
 
 
 def test_an_oscar_shop_set_up_from_the_docs_awards_redeems_and_reverses(tmp_path, database_url):
