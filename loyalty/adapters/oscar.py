@@ -401,9 +401,9 @@ class OscarAdapter(BaseAdapter):
         for _attempt in range(5):  # a clash of two random codes is all but impossible; still, draw again
             code = self.new_code()
             # Oscar shows a voucher as "<name> (<code>)": the name carries no code. Names are
-            # unique in oscar, hence the redemption's number (MemberBasketCondition reads it).
-            label = f"{reward.name[:60]}: {redemption.points} points" if points else reward.name[:90]
-            name = f"{label} · #{redemption.pk}"
+            # unique in oscar, hence the redemption's number (MemberBasketCondition reads it); the
+            # reward's name is in the shop's language, as staff wrote it.
+            name = f"{reward.name[:90]} · #{redemption.pk}"
             try:
                 with transaction.atomic():
                     offer = ConditionalOffer._default_manager.create(
