@@ -211,7 +211,7 @@ def test_the_panel_says_worth_only_with_a_points_discount(client, member, custom
     client.force_login(customer)
     page = client.get(reverse("shop:account")).text
     # Whole steps only: 1300 of the 1331 points pay in the cart.
-    assert "Worth 13.00 EUR towards your next order." in page and "Choose how many points" in page
+    assert "Worth €13.00 towards your next order." in page and "Choose how many points" in page
     assert "Pay with points" not in page.split("Rewards")[-1]  # not a reward to redeem for a code
     Reward.objects.filter(pk=reward.pk).update(is_active=False)
     assert "Worth" not in client.get(reverse("shop:account")).text
