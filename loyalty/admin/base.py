@@ -3,7 +3,7 @@ capabilities) and the programme admin."""
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -12,6 +12,7 @@ from ..models import (
     Program,
 )
 from ..services.staff import staff_adjust_limit, staff_is_manager
+from .dashboard.view import dashboard_view
 
 #: How admins that list rows of members search them: email, name, referral code.
 MEMBER_SEARCH = ["member__user__email", "member__user__first_name", "member__user__last_name", "member__referral_code"]
@@ -54,6 +55,8 @@ def _member_link(member: Member | None) -> str:
 
 @admin.register(Program)
 class ProgramAdmin(admin.ModelAdmin):
+    """Programmes; its URLs also carry the KPI dashboard (``admin:loyalty_dashboard``)."""
+
     list_display = ["name", "slug", "currency", "points_per_unit", "point_value", "points_lifetime_days", "is_active"]
     list_filter = ["is_active", "currency"]
     search_fields = ["name", "slug"]
@@ -83,3 +86,7 @@ class ProgramAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    def get_urls(self):
+        dashboard = path("dashboard/", self.admin_site.admin_view(dashboard_view), name="loyalty_dashboard")
+        return [dashboard, *super().get_urls()]  # before "<path:object_id>/", which would match it too

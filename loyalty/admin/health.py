@@ -16,7 +16,7 @@ from ..health.rfm import DEFAULT_GRID, validate_grid
 from ..models import CustomerHealth, HealthModelFit, HealthRun, HealthSettings, Segment, SegmentChange
 from ..services.health import MIN_DETRACTORS_TO_LEARN, detractor_weight_in_use, health_refresh
 from .base import ReadOnlyMixin, _member_link, _percent
-from .dashboard import _svg_open
+from .dashboard.charts import svg_open
 
 FEATURE_LABELS = {
     "intercept": _("intercept"),
@@ -52,7 +52,7 @@ def reliability_svg(curve, *, chart_id: str = "reliability") -> str:
         return f"{pad + plot * p:.1f}", f"{size - pad - plot * o:.1f}"
 
     parts = [
-        _svg_open(
+        svg_open(
             chart_id=chart_id,
             title=_("Reliability of the at-risk score in the backtest"),
             description=_("Predicted against observed lapse rate for each tenth of customers; the dashed diagonal is "
