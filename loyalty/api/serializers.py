@@ -393,7 +393,7 @@ class KpiQuerySerializer(serializers.Serializer):
 
 
 class KpisSerializer(serializers.Serializer):
-    """``loyalty.kpis.dashboard`` as JSON: money as decimal strings, ratios as fractions (0.25 = 25 %)."""
+    """``loyalty.selectors.kpis.dashboard`` as JSON: money as decimal strings, ratios as fractions (0.25 = 25 %)."""
 
     program = serializers.IntegerField()
     start = serializers.DateTimeField()

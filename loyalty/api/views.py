@@ -16,9 +16,10 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import kpis, selectors, services
+from .. import selectors, services
 from ..exceptions import LoyaltyError
 from ..models import Campaign, Member, PointsEntry, Program, Redemption, Referral, Reward
+from ..selectors import kpis
 from . import serializers as s
 from .pagination import NewestFirstCursorPagination, StaffPagination
 from .permissions import HasLoyaltyPerms
@@ -453,7 +454,7 @@ def plain(value):
 
 @extend_schema(tags=["staff"], parameters=[s.KpiQuerySerializer], responses={200: s.KpisSerializer, **errors(400, 404)})
 class StaffKpisView(StaffMixin, APIView):
-    """The dashboard's KPIs (``loyalty.kpis.dashboard``) for ``[start, end)`` of one programme."""
+    """The dashboard's KPIs (``loyalty.selectors.kpis.dashboard``) for ``[start, end)`` of one programme."""
 
     required_perms = ("loyalty.view_member", "loyalty.view_program")
 

@@ -6,8 +6,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from loyalty import kpis, selectors
+from loyalty import selectors
 from loyalty.models import CustomerHealth, PointsEntry, Tier
+from loyalty.selectors import kpis
 from tests.factories import CampaignFactory, SurveyFactory, SurveyResponseFactory, UserFactory, segment_member
 
 from .conftest import client_for, fund, staff_user

@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from loyalty import kpis, signals
 from loyalty import nps as nps_definition
+from loyalty import signals
 from loyalty.compat import get_model_admin
 from loyalty.health import risk
 from loyalty.models import (
@@ -29,6 +29,7 @@ from loyalty.models import (
     Survey,
     SurveyResponse,
 )
+from loyalty.selectors import kpis
 from loyalty.services import feedback, member_enroll
 from loyalty.services.health import (
     MIN_DETRACTORS_TO_LEARN,

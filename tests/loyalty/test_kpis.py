@@ -1,4 +1,4 @@
-"""Loyalty KPIs (loyalty.kpis) on hand-made data whose answers are known: orders and guests,
+"""Loyalty KPIs (loyalty.selectors.kpis) on hand-made data whose answers are known: orders and guests,
 refunds, customers, CLV, points from the real ledger services, members per tier and segment,
 monthly series, and query counts that do not grow with the data."""
 
@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from loyalty import kpis
 from loyalty.models import CustomerHealth, Member, PointsEntry, Purchase, Segment, SegmentChange, Tier
+from loyalty.selectors import kpis
 from loyalty.services import adjust_points, member_enroll, points_credit, points_debit
 from tests.factories import CampaignFactory, UserFactory
 

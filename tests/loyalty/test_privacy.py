@@ -14,9 +14,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from loyalty import kpis
 from loyalty.models import Campaign, Member, Message, OrderEvent, OutboundEmail, PointsEntry, Program, Purchase
-from loyalty.selectors import ledger_mismatches
+from loyalty.selectors import kpis, ledger_mismatches
 from loyalty.services import adjust_points, member_enroll, member_erase, record_order_event
 from loyalty.services.outbox import outbox_dispatch
 from loyalty.services.privacy import member_is_erased

@@ -1,6 +1,6 @@
 """The staff KPI dashboard: ``/admin/loyalty/program/dashboard/`` (URL name ``admin:loyalty_dashboard``).
 
-A read-only admin page over :mod:`loyalty.kpis`: KPI cards compared with the previous period,
+A read-only admin page over :mod:`loyalty.selectors.kpis`: KPI cards compared with the previous period,
 tables, and charts drawn as inline SVG (no JavaScript, no CDN: it works offline), each with a
 title, a description and its data as a table. Staff need ``loyalty.view_member``.
 

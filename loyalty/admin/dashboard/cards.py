@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from ... import kpis
 from ...nps import nps_text as _nps_text
+from ...selectors import kpis
 from .formatters import _number, count, decimal, money, percent
 
 

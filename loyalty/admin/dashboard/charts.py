@@ -16,8 +16,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from ... import kpis
 from ...nps import nps_text as _nps_text
+from ...selectors import kpis
 from .formatters import _number, count, decimal, money, percent
 
 

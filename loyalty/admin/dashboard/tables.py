@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from ... import kpis
 from ...models import Program, Segment
+from ...selectors import kpis
 from .formatters import _number, count, money, percent
 
 

@@ -1,4 +1,4 @@
-"""The dashboard page: reads the filter, asks :mod:`loyalty.kpis` for the figures, lays out cards, charts
+"""The dashboard page: reads the filter, asks :mod:`loyalty.selectors.kpis` for the figures, lays out cards, charts
 and tables. ``ProgramAdmin.get_urls`` serves it at ``admin:loyalty_dashboard``."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ... import kpis
 from ...models import Program, Segment
+from ...selectors import kpis
 from .cards import build_cards
 from .charts import nps_chart, points_chart, revenue_chart, segment_chart
 from .form import DashboardForm, choose_program, error_messages, resolve_period
