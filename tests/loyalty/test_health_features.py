@@ -9,9 +9,9 @@ import pytest
 from loyalty.health import risk
 from loyalty.models import CustomerHealth, Message, Purchase
 from loyalty.services.health import (
-    _buyer_arrays,
     health_customers,
     health_fit_model,
+    health_load_buyers,
     health_refresh,
     health_settings_for,
 )
@@ -95,7 +95,7 @@ def test_categories_and_email_engagement_are_learnt_and_change_the_score(program
 def test_health_customers_reads_each_kind_of_data_for_the_members(program, modelled):
     opened = _one_timers(program, "op", 3, category="wine", come_back=0, opened=True)
 
-    data = _buyer_arrays(program, NOW)
+    data = health_load_buyers(program=program, now=NOW)
     customers = health_customers(program=program, data=data, now=NOW)
 
     index = {member_id: i for i, member_id in enumerate(data.member_ids.tolist())}
@@ -107,7 +107,7 @@ def test_health_customers_reads_each_kind_of_data_for_the_members(program, model
     expected = (NOW - joined).total_seconds() / 86400 / 7
     assert customers.enrolled_weeks[index[opened[0].pk]] == pytest.approx(expected, abs=1e-6)
     earlier = CUT - timedelta(days=40)
-    before = health_customers(program=program, data=_buyer_arrays(program, earlier), now=earlier)
+    before = health_customers(program=program, data=health_load_buyers(program=program, now=earlier), now=earlier)
     assert before.opened.sum() == 0  # the emails were opened after that moment
 
 
