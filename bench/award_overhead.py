@@ -12,7 +12,7 @@ beat task applies it afterwards, as a worker would), two ways:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.award_overhead
 
 Then it measures the deferred worker: a backlog of ``--backlog`` pending paid events (20,000 by
-default, the inbox rows ``record_order_event`` writes in deferred mode, for the same customers)
+default, the inbox rows ``order_event_record`` writes in deferred mode, for the same customers)
 drained by ``events_process_pending`` in one process, as one worker runs it. Finally it checks
 that every order earned exactly once and runs ``loyalty_check_ledger`` on its database.
 

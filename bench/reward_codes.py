@@ -65,8 +65,8 @@ def run(args) -> None:
     from loyalty.adapters.base import EventKind, OrderEvent
     from loyalty.exceptions import CodeRefused
     from loyalty.models import Member, Program, Redemption, Reward
-    from loyalty.services import adjust_points, code_consume, code_quote, code_release, member_enroll, redeem
-    from loyalty.services.events import record_order_event
+    from loyalty.services import code_consume, code_quote, code_release, member_enroll, points_adjust, reward_redeem
+    from loyalty.services.events import order_event_record
 
     program = Program.objects.create(name="Bench", slug="bench", currency="EUR", points_lifetime_days=365)
     reward = Reward.objects.create(
@@ -76,13 +76,15 @@ def run(args) -> None:
     users = User.objects.bulk_create(User(username=f"b{i}", email=f"b{i}@example.com") for i in range(50))
     members = [member_enroll(program=program, user=u)[0] for u in users]
     for m in members:
-        adjust_points(member=m, points=1_000_000, reason="bench", idempotency_key=f"bench:{m.pk}")
+        points_adjust(member=m, points=1_000_000, reason="bench", idempotency_key=f"bench:{m.pk}")
 
     def redeemed(n: int, mode: str) -> list[str]:
         with override_settings(LOYALTY={**settings.LOYALTY, "REWARD_CODES": mode}):
             member = members
             return [
-                redeem(member=member[i % len(member)], reward=reward, idempotency_key=f"{mode}:{i}", notify=False).code
+                reward_redeem(
+                    member=member[i % len(member)], reward=reward, idempotency_key=f"{mode}:{i}", notify=False
+                ).code
                 for i in range(n)
             ]
 
@@ -113,7 +115,7 @@ def run(args) -> None:
                 with CaptureQueriesContext(connection) as queries:
                     start = time.perf_counter()
                     with transaction.atomic():
-                        record_order_event(event)
+                        order_event_record(event)
                     timings[mode].append(time.perf_counter() - start)
                 statements[mode].append(len(queries))
     used = Redemption.objects.filter(status=Redemption.Status.USED).count()

@@ -1,6 +1,6 @@
 """What the staff policy adds to a points adjustment: time ratio and SQL statements, one run.
 
-Adjusts points in alternating rounds three ways through ``services.adjust_points``:
+Adjusts points in alternating rounds three ways through ``services.points_adjust``:
 
 - ``system``: no staff user (``by=None``): no policy, the cost before the policy existed;
 - ``manager``: a loyalty manager: the own-membership check only;
@@ -68,7 +68,7 @@ def run(args) -> None:
 
     from loyalty.conf import loyalty_settings
     from loyalty.models import Member, PointsEntry, Program
-    from loyalty.services import adjust_points, member_enroll
+    from loyalty.services import member_enroll, points_adjust
 
     settings.LOYALTY = {**settings.LOYALTY, "SUPPORT_DAILY_ADJUST_LIMIT": 10**12}
     loyalty_settings.reload()
@@ -112,14 +112,14 @@ def run(args) -> None:
             start = time.perf_counter()
             for _ in range(per_round):
                 counter += 1
-                adjust_points(
+                points_adjust(
                     member=members[counter % 50], points=1, reason="bench", by=by[mode], idempotency_key=f"b:{counter}"
                 )
             timings[mode] += time.perf_counter() - start
     for mode in MODES:
         with CaptureQueriesContext(connection) as queries:
             counter += 1
-            adjust_points(member=members[0], points=1, reason="bench", by=by[mode], idempotency_key=f"q:{counter}")
+            points_adjust(member=members[0], points=1, reason="bench", by=by[mode], idempotency_key=f"q:{counter}")
         statements[mode] = len(queries)
 
     done = per_round * args.rounds

@@ -33,7 +33,7 @@ def _events(result: OrderEvent | Iterable[OrderEvent] | None) -> list[OrderEvent
 
 def make_receiver(factory: EventFactory):
     """A receiver that turns the signal into events and records them; it never raises."""
-    from .services import record_order_event
+    from .services import order_event_record
 
     def receiver(sender, **kwargs):
         try:
@@ -45,7 +45,7 @@ def make_receiver(factory: EventFactory):
             logger.exception("The loyalty adapter failed on a %s signal; no points recorded.", sender)
             return
         for event in events:
-            record_order_event(event)
+            order_event_record(event)
 
     receiver.__qualname__ = f"loyalty_receiver[{getattr(factory, '__qualname__', factory)}]"
     return receiver

@@ -25,7 +25,7 @@ DEFAULT_SCHEDULES: dict[str, float | dict[str, str]] = {
     # Only does work with LOYALTY["EVENT_PROCESSING"] = "deferred".
     "loyalty.tasks.process_pending_events": 10,
     "loyalty.tasks.approve_pending_points": {"minute": "5"},
-    "loyalty.tasks.expire_points": {"hour": "3", "minute": "15"},
+    "loyalty.tasks.points_expire": {"hour": "3", "minute": "15"},
     "loyalty.tasks.remind_expiring_points": {"hour": "9", "minute": "0"},
     "loyalty.tasks.retry_unprocessed_events": {"minute": "*/5"},
     "loyalty.tasks.recompute_tiers": {"hour": "2", "minute": "30"},
@@ -45,7 +45,7 @@ _CAMPAIGN_ENTRY = re.compile(r"^loyalty-campaign-(\d+)$")
 
 
 def entry_name(task: str) -> str:
-    """The beat entry's name: ``loyalty.tasks.expire_points`` → ``loyalty-expire-points``."""
+    """The beat entry's name: ``loyalty.tasks.points_expire`` → ``loyalty-points-expire``."""
     return "loyalty-" + task.rsplit(".", 1)[-1].replace("_", "-")
 
 

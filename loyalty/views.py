@@ -35,7 +35,7 @@ from .services.campaigns import (
 )
 from .services.preferences import member_set_marketing_consent
 from .services.referrals import SESSION_KEY, referral_code_normalize, referrer_for_code
-from .services.rewards import redeem
+from .services.rewards import reward_redeem
 
 
 class MarketingConsentForm(forms.Form):
@@ -128,7 +128,7 @@ def redeem_reward(request: HttpRequest, reward_id: int) -> HttpResponse:
             messages.error(request, _("That form has expired; please try again."))
             return HttpResponseRedirect(back)
         try:
-            redemption = redeem(member=member, reward=reward, idempotency_key=f"web:{member.pk}:{token}")
+            redemption = reward_redeem(member=member, reward=reward, idempotency_key=f"web:{member.pk}:{token}")
         except LoyaltyError as refusal:
             messages.error(request, refusal.message)
         else:

@@ -267,7 +267,7 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
         )
 
     def _adjust(self, request: HttpRequest, member: Member, form: AdjustPointsForm) -> PointsEntry:
-        return services.adjust_points(
+        return services.points_adjust(
             member=member,
             points=form.cleaned_data["points"],
             reason=form.cleaned_data["reason"],
@@ -393,7 +393,7 @@ class MemberAdmin(MemberExportMixin, admin.ModelAdmin):
                 )
                 return HttpResponseRedirect(self._change_url(member))
             try:
-                redemption = services.redeem(
+                redemption = services.reward_redeem(
                     member=member, reward=reward, free=True, idempotency_key=key, by=request.user
                 )
             except LoyaltyError as exc:

@@ -169,7 +169,7 @@ class RedemptionListView(generics.ListCreateAPIView):
         key = f"api:{member.pk}:{data.validated_data['idempotency_key']}"
         # Replay or not is decided by the service under the member's lock: of concurrent requests
         # with one key, one gets 201 and the others 200 with the same body.
-        redemption = services.redeem(member=member, reward=reward, idempotency_key=key)
+        redemption = services.reward_redeem(member=member, reward=reward, idempotency_key=key)
         replay = getattr(redemption, "replayed", False)
         return Response(
             s.RedemptionSerializer(redemption).data, status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED
@@ -388,7 +388,7 @@ class StaffMemberDetailView(PathIdMixin, StaffMixin, generics.RetrieveAPIView):
 
 
 class StaffAdjustView(PathIdMixin, StaffMixin, APIView):
-    """Add or take away points with a reason, recorded with the staff user (``services.adjust_points``).
+    """Add or take away points with a reason, recorded with the staff user (``services.points_adjust``).
 
     Needs ``loyalty.change_member``. The staff policy of ``services.staff`` applies, as in the admin:
     nobody adjusts their own membership (403 ``own_membership``); support agents (without
@@ -417,7 +417,7 @@ class StaffAdjustView(PathIdMixin, StaffMixin, APIView):
         if client_key := data.validated_data.get("idempotency_key"):
             key = f"api-adjust:{member.pk}:{client_key}"
         # The staff policy (own membership, limits) is the service's: refusals are 403 with their code.
-        entry = services.adjust_points(
+        entry = services.points_adjust(
             member=member,
             points=data.validated_data["points"],
             reason=data.validated_data["reason"],

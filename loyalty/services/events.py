@@ -1,6 +1,6 @@
 """Order events from the shop: recorded in its transaction, processed in a savepoint.
 
-``record_order_event`` is what the adapter's receivers call. The inbox row and all points
+``order_event_record`` is what the adapter's receivers call. The inbox row and all points
 it causes are written in the shop's own transaction, inside a savepoint: if processing
 fails, the savepoint is rolled back, the event is stored as ``failed`` with its error and
 the shop's change (the payment, the refund) goes through untouched. A beat task retries.
@@ -47,7 +47,7 @@ class Skip(Exception):
 
 
 class EventResult:
-    """What :func:`record_order_event` did: the inbox row, and whether this call created it
+    """What :func:`order_event_record` did: the inbox row, and whether this call created it
     (``None`` in deferred mode: not known until a worker looks). On the lean path the row is
     built from what the statement returned, on first use (no query)."""
 
@@ -72,7 +72,7 @@ class EventResult:
         return f"EventResult({self.event!r}, {self.created!r})"
 
 
-def record_order_event(event: OrderEvent) -> EventResult:
+def order_event_record(event: OrderEvent) -> EventResult:
     """Store the event once and apply it (now, or after commit by a worker: ``EVENT_PROCESSING``).
 
     Never raises for a loyalty failure. A ``paid`` event takes the lean path first
@@ -219,7 +219,7 @@ def _store_outside_savepoint(row: InboxEvent, status: str, reason: str) -> Inbox
 
 def _paid(event: OrderEvent, program: Program, member: Member | None = None) -> None:
     # A second "paid" for the same order under another event id trips the unique constraint
-    # on Purchase; ``record_order_event`` then stores it as skipped (see ``_second_payment``).
+    # on Purchase; ``order_event_record`` then stores it as skipped (see ``_second_payment``).
     if member is None:
         member = member_for_order(program=program, user_id=event.user_id, at=event.occurred_at)
     points = 0

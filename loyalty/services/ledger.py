@@ -200,7 +200,7 @@ def _consume_lots(member: Member, points: int, prefer_lot: PointsEntry | None) -
     raise AssertionError(f"ledger of member {member.pk} has fewer open points than its balance")
 
 
-def adjust_points(
+def points_adjust(
     *,
     member: Member,
     points: int,

@@ -1,7 +1,7 @@
 """Rewards and redemption: points become a discount code in the shop.
 
 CONTRACT (keep these signatures):
-- ``redeem(*, member, reward, idempotency_key=None, free=False, at=None, valid_days=None,
+- ``reward_redeem(*, member, reward, idempotency_key=None, free=False, at=None, valid_days=None,
   notify=True) -> Redemption``: ``free=True`` issues without points (tier entry rewards,
   campaign incentives), still idempotent by key.
 - ``redemptions_expire_due(*, now=None) -> int``: daily task.
@@ -128,7 +128,7 @@ def _existing(member: Member, reward: Reward, key: str) -> Redemption | None:
     return found
 
 
-def redeem(
+def reward_redeem(
     *,
     member: Member,
     reward: Reward,

@@ -184,7 +184,7 @@ def _issue_entry_reward(member: Member, tier: Tier, at: datetime) -> None:
         return
     try:
         with transaction.atomic():
-            rewards.redeem(
+            rewards.reward_redeem(
                 member=member, reward=reward, free=True, idempotency_key=tier_entry_reward_key(tier, member), at=at
             )
     except (NotImplementedError, LoyaltyError) as exc:

@@ -26,7 +26,7 @@ from oscar.core.loading import get_class, get_model  # noqa: E402
 from loyalty.adapters import get_adapter  # noqa: E402
 from loyalty.adapters.base import DiscountStatus  # noqa: E402
 from loyalty.models import Member, OrderEvent, PointsEntry, Program, Purchase, Redemption, Reward  # noqa: E402
-from loyalty.services import redeem  # noqa: E402
+from loyalty.services import reward_redeem  # noqa: E402
 
 Basket = get_model("basket", "Basket")
 Country = get_model("address", "Country")
@@ -102,7 +102,7 @@ step("points after order 1", member.balance)
 reward = Reward.objects.create(
     program=program, name="10 off", kind=Reward.Kind.FIXED, value=D("10.00"), points_cost=50, code_valid_days=30
 )
-redemption = redeem(member=member, reward=reward, idempotency_key="sandbox:redeem:1")
+redemption = reward_redeem(member=member, reward=reward, idempotency_key="sandbox:redeem:1")
 voucher = Voucher.objects.get(code=redemption.code)
 assert voucher.usage == Voucher.SINGLE_USE and voucher.end_datetime == redemption.expires_at, voucher
 offer = voucher.offers.get()

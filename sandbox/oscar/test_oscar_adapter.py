@@ -23,7 +23,7 @@ from loyalty.adapters.base import DiscountStatus, HistoricalStatus
 from loyalty.adapters.oscar import OscarAdapter, points_condition_path
 from loyalty.models import Member, OrderEvent, Purchase, Redemption, Reward
 from loyalty.receivers import connect_adapter
-from loyalty.services import adjust_points, member_enroll, redeem
+from loyalty.services import member_enroll, points_adjust, reward_redeem
 from loyalty.services.checkout_points import checkout_token_issue
 from loyalty.services.rewards import redemptions_expire_due
 
@@ -167,7 +167,7 @@ def test_the_amount_can_leave_out_shipping(program, customer, place_order):
 
 @pytest.fixture
 def member(program, customer):
-    adjust_points(
+    points_adjust(
         member=member_enroll(program=program, user=customer)[0],
         points=10_000,
         reason="Test credit",
@@ -178,7 +178,7 @@ def member(program, customer):
 
 def reward_voucher(member, **fields):
     reward = Reward.objects.create(program=member.program, name=fields.pop("name", "Reward"), points_cost=100, **fields)
-    redemption = redeem(member=member, reward=reward, idempotency_key=f"test:{reward.pk}")
+    redemption = reward_redeem(member=member, reward=reward, idempotency_key=f"test:{reward.pk}")
     return redemption, Voucher.objects.get(code=redemption.code)
 
 
@@ -231,7 +231,7 @@ def test_a_free_product_the_shop_does_not_have_refuses_the_redemption(member):
         program=member.program, name="Gift", kind="free_product", product_reference="NOPE", points_cost=100
     )
     with pytest.raises(Exception, match="could not create your discount code"):
-        redeem(member=member, reward=reward, idempotency_key="test:nope")
+        reward_redeem(member=member, reward=reward, idempotency_key="test:nope")
     assert not Redemption.objects.exists() and not Voucher.objects.exists()
     assert Member.objects.get(pk=member.pk).balance == 10_000
 
@@ -241,7 +241,7 @@ def test_a_fixed_reward_in_another_currency_is_refused(member):
     member.program.save()
     reward = Reward.objects.create(program=member.program, name="5 off", kind="fixed", value=D("5"), points_cost=100)
     with pytest.raises(Exception, match="could not create your discount code"):
-        redeem(member=member, reward=reward, idempotency_key="test:eur")
+        reward_redeem(member=member, reward=reward, idempotency_key="test:eur")
     assert not Voucher.objects.exists()
 
 

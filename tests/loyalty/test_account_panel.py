@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from loyalty.models import PointsEntry
-from loyalty.services import adjust_points
+from loyalty.services import points_adjust
 from tests.factories import UserFactory, paid_order
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +93,7 @@ def test_a_visitor_who_is_not_a_member_sees_no_panel(client, program, customer):
 
 
 def test_history_shows_adjustment_reasons(client, member, customer):
-    adjust_points(member=member, points=20, reason="Sorry about the broken jar")
+    points_adjust(member=member, points=20, reason="Sorry about the broken jar")
     client.force_login(customer)
     assert "Sorry about the broken jar" in client.get(reverse("shop:account")).content.decode()
 

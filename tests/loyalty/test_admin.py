@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from loyalty.adapters.base import EventKind
 from loyalty.models import Member, OrderEvent, PointsEntry, Program, Purchase
-from loyalty.services import adjust_points, member_enroll, points_credit, record_order_event
 from loyalty.services import events as event_services
+from loyalty.services import member_enroll, order_event_record, points_adjust, points_credit
 from tests.factories import UserFactory, order_event
 
 pytestmark = pytest.mark.django_db
@@ -51,11 +51,11 @@ def populate(program: Program, n: int, *, start: int = 0, by=None) -> None:
     now = timezone.now()
     for i, user in enumerate(users, start=start):
         at = now - timedelta(days=i)
-        record_order_event(order_event(reference=f"A-{i}", amount="50.00", user=user, at=at))
-        record_order_event(order_event(EventKind.REFUNDED, reference=f"A-{i}", amount="10.00", user=user, at=at))
-        record_order_event(order_event(reference=f"G-{i}", amount="20.00", email=f"guest{i}@example.com", at=at))
+        order_event_record(order_event(reference=f"A-{i}", amount="50.00", user=user, at=at))
+        order_event_record(order_event(EventKind.REFUNDED, reference=f"A-{i}", amount="10.00", user=user, at=at))
+        order_event_record(order_event(reference=f"G-{i}", amount="20.00", email=f"guest{i}@example.com", at=at))
         member = Member.objects.get(user=user, program=program)
-        adjust_points(member=member, points=5, reason="Welcome gift", by=by, idempotency_key=f"gift:{i}")
+        points_adjust(member=member, points=5, reason="Welcome gift", by=by, idempotency_key=f"gift:{i}")
 
 
 def failed_event(monkeypatch, user, reference: str = "A-1") -> OrderEvent:
@@ -65,7 +65,7 @@ def failed_event(monkeypatch, user, reference: str = "A-1") -> OrderEvent:
         raise RuntimeError("points service is down")
 
     monkeypatch.setitem(event_services.__dict__, "_paid", explode)
-    record_order_event(order_event(reference=reference, amount="30.00", user=user))
+    order_event_record(order_event(reference=reference, amount="30.00", user=user))
     monkeypatch.undo()
     event = OrderEvent.objects.get(order_reference=reference)
     assert event.status == OrderEvent.Status.FAILED
@@ -141,7 +141,7 @@ def test_member_page_lists_the_members_own_latest_entries_whatever_others_do(adm
 
 
 def test_points_entry_list_links_to_the_member_and_shows_the_reason(admin_client, rich_member):
-    adjust_points(member=rich_member, points=7, reason="Parcel arrived late")
+    points_adjust(member=rich_member, points=7, reason="Parcel arrived late")
 
     response = admin_client.get(reverse("admin:loyalty_pointsentry_changelist"))
 
@@ -373,7 +373,7 @@ def test_retry_action_reports_an_event_that_fails_again(admin_client, program, c
 
 
 def test_retry_action_leaves_processed_events_alone(admin_client, program, customer):
-    record_order_event(order_event(reference="A-1", user=customer))
+    order_event_record(order_event(reference="A-1", user=customer))
 
     response = run_retry(admin_client, OrderEvent.objects.all())
 
@@ -432,7 +432,7 @@ def test_member_page_runs_the_same_queries_for_a_short_and_a_long_ledger(
     admin_client.get(url)
     small = count_queries(admin_client, url)
     for i in range(80):
-        adjust_points(member=rich_member, points=1, reason="Goodwill", by=admin_user, idempotency_key=f"g{i}")
+        points_adjust(member=rich_member, points=1, reason="Goodwill", by=admin_user, idempotency_key=f"g{i}")
 
     with django_assert_num_queries(small):
         admin_client.get(url)

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from loyalty.admin.records import PointsEntryInline
 from loyalty.models import Campaign, Member, PointsEntry, Reward
-from loyalty.services import adjust_points, member_enroll, points_credit
+from loyalty.services import member_enroll, points_adjust, points_credit
 from tests.factories import CampaignFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -419,7 +419,7 @@ def test_ledger_admin_and_inline_refuse_every_write_to_a_superuser(admin_user, r
 
 
 def test_a_superuser_cannot_change_or_delete_a_ledger_row_by_url(admin_client, rich_member):
-    adjust_points(member=rich_member, points=-100, reason="Correction")
+    points_adjust(member=rich_member, points=-100, reason="Correction")
     before = list(PointsEntry.objects.order_by("pk").values_list("pk", "points", "remaining", "description"))
 
     for entry_pk, *_ in before:

@@ -29,7 +29,7 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
-from loyalty.services import adjust_points, award, member_enroll, record_order_event
+from loyalty.services import award, member_enroll, order_event_record, points_adjust
 from tests.factories import CampaignFactory, UserFactory, order_event
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def enrolled(program, email: str, **fields) -> Member:
 
 
 def pay(user, reference: str, amount: str, day: float, **kwargs):
-    return record_order_event(order_event(reference=reference, amount=amount, user=user, at=at(day), **kwargs))
+    return order_event_record(order_event(reference=reference, amount=amount, user=user, at=at(day), **kwargs))
 
 
 def statements(fn) -> list[str]:
@@ -141,8 +141,8 @@ def test_returning_members_guests_duplicates_and_second_payments(postgres_only, 
         pay(anna, "A-2", "120.55", day=2, event_id="second-delivery-of-A-2")  # paid twice
         pay(None, "G-1", "33.00", day=3)  # a guest
         pay(ben, "B-1", "50.00", day=4)
-        adjust_points(member=Member.objects.get(user=ben), points=-40, reason="spent", idempotency_key="spent")
-        record_order_event(order_event(EventKind.CANCELLED, reference="B-1", amount="50.00", user=ben, at=at(5)))
+        points_adjust(member=Member.objects.get(user=ben), points=-40, reason="spent", idempotency_key="spent")
+        order_event_record(order_event(EventKind.CANCELLED, reference="B-1", amount="50.00", user=ben, at=at(5)))
         pay(ben, "B-2", "30.00", day=6)  # pays back a negative balance first
         pay(ben, "B-3", "30.00", day=7)
 
@@ -412,7 +412,7 @@ def test_a_backlog_applied_in_batches_gives_the_rows_of_one_by_one(postgres_only
         pay(newcomer, "N-1", "20.00", day=1)  # not a member yet: enrolled, first-purchase bonus
         pay(None, "G-1", "15.00", day=2)
         pay(regulars[0], "R-0", "7.50", day=3, event_id="again")  # a second payment of R-0
-        record_order_event(order_event(EventKind.REFUNDED, reference="R-1", amount="4.00", user=regulars[1], at=at(4)))
+        order_event_record(order_event(EventKind.REFUNDED, reference="R-1", amount="4.00", user=regulars[1], at=at(4)))
         assert drain() == {"processed": 15, "skipped": 1}
 
     batched, one_by_one = both_paths(play, monkeypatch)

@@ -21,7 +21,7 @@ from loyalty.adapters.base import EventKind
 from loyalty.admin.campaigns import CampaignForm
 from loyalty.models import Campaign, Member, Message, OutboundEmail, PointsEntry, Purchase, Redemption, Reward
 from loyalty.selectors import campaign_report
-from loyalty.services import member_unsubscribe, record_order_event
+from loyalty.services import member_unsubscribe, order_event_record
 from loyalty.services.campaigns import (
     campaign_next_send_at,
     campaign_run,
@@ -482,7 +482,7 @@ def test_a_template_that_does_not_compile_fails_the_message_without_incentive(pr
 
 
 def _pay(member, *, reference: str, at, amount: str = "40.00") -> Purchase:
-    record_order_event(order_event(reference=reference, amount=amount, user=member.user, at=at))
+    order_event_record(order_event(reference=reference, amount=amount, user=member.user, at=at))
     return Purchase.objects.get(order_reference=reference)
 
 
@@ -554,7 +554,7 @@ def test_attribution_is_one_query_for_a_member_without_messages(program, now, dj
 
 
 def test_guest_purchases_are_not_attributed(program, campaign, now):
-    record_order_event(order_event(EventKind.PAID, reference="G-1", email="guest@example.com", at=now))
+    order_event_record(order_event(EventKind.PAID, reference="G-1", email="guest@example.com", at=now))
     assert purchase_attribute(purchase=Purchase.objects.get(order_reference="G-1")) is None
 
 

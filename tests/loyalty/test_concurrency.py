@@ -7,13 +7,13 @@ from django.db import close_old_connections
 
 from loyalty.exceptions import InsufficientPoints
 from loyalty.models import Member, PointsEntry
-from loyalty.services import adjust_points, points_debit
+from loyalty.services import points_adjust, points_debit
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
 def test_concurrent_debits_never_overspend(postgres_only, member):
-    adjust_points(member=member, points=100, reason="start")
+    points_adjust(member=member, points=100, reason="start")
     barrier = threading.Barrier(8)
     outcomes: list[str] = []
 
@@ -38,7 +38,7 @@ def test_concurrent_debits_never_overspend(postgres_only, member):
 
 
 def test_the_same_order_event_from_two_threads_awards_once(postgres_only, program, customer):
-    from loyalty.services import record_order_event
+    from loyalty.services import order_event_record
     from tests.factories import order_event
 
     event = order_event(reference="C-1", amount="50.00", user=customer)
@@ -47,7 +47,7 @@ def test_the_same_order_event_from_two_threads_awards_once(postgres_only, progra
     def deliver() -> None:
         barrier.wait()
         try:
-            record_order_event(event)
+            order_event_record(event)
         finally:
             close_old_connections()
 
@@ -65,7 +65,7 @@ def test_two_workers_share_a_deferred_backlog_and_apply_each_event_once(postgres
     """Batches are claimed with SKIP LOCKED: workers take different events, members locked in
     id order, every event applied once."""
     from loyalty.models import OrderEvent
-    from loyalty.services import events_process_pending, member_enroll, record_order_event
+    from loyalty.services import events_process_pending, member_enroll, order_event_record
     from tests.factories import UserFactory, order_event
 
     settings.LOYALTY = {**settings.LOYALTY, "EVENT_PROCESSING": "deferred"}
@@ -73,7 +73,7 @@ def test_two_workers_share_a_deferred_backlog_and_apply_each_event_once(postgres
     for user in users:
         Member.objects.filter(pk=member_enroll(program=program, user=user)[0].pk).update(orders_count=1)
     for n in range(60):
-        record_order_event(order_event(reference=f"W-{n}", amount="10.00", user=users[n % 6]))
+        order_event_record(order_event(reference=f"W-{n}", amount="10.00", user=users[n % 6]))
     barrier = threading.Barrier(3)
 
     def work() -> None:

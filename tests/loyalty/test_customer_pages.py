@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from loyalty.models import EarningRule, Member, PointsEntry, Reward, Tier
 from loyalty.selectors import history_row
-from loyalty.services import adjust_points, member_enroll
+from loyalty.services import member_enroll, points_adjust
 from loyalty.services.campaigns import unsubscribe_token
 from loyalty.templatetags.loyalty_tags import contrast_ratio, readable_text_colour, tier_colour
 from shop.access import GUEST_ORDERS_SESSION_KEY
@@ -128,7 +128,7 @@ def test_progress_says_what_is_missing_in_words(client, full_program, customer):
 
 def test_points_expiring_soon_are_announced_with_their_date(client, member, customer):
     soon = timezone.now() + timedelta(days=10)
-    adjust_points(member=member, points=80, reason="goodwill")
+    points_adjust(member=member, points=80, reason="goodwill")
     PointsEntry.objects.filter(member=member).update(expires_at=soon)
     client.force_login(customer)
     page = client.get(reverse("shop:account")).content.decode()
@@ -170,7 +170,7 @@ def test_account_page_query_count_is_identical_for_10_and_5000_rows(
 ):
     paid_order(total="50.00", user=customer)
     member = Member.objects.get(user=customer)
-    adjust_points(member=member, points=600, reason="goodwill")
+    points_adjust(member=member, points=600, reason="goodwill")
     add_history(member, 10)
     client.force_login(customer)
     client.get(reverse("shop:account"))
@@ -323,13 +323,13 @@ def redeem(client, reward):
 
 
 def test_redeeming_success_says_the_code(client, member, customer, reward):
-    adjust_points(member=member, points=500, reason="goodwill")
+    points_adjust(member=member, points=500, reason="goodwill")
     client.force_login(customer)
     assert "is ready: enter it at checkout." in redeem(client, reward)
 
 
 def test_redeeming_without_enough_points_says_so(client, member, customer, reward):
-    adjust_points(member=member, points=100, reason="goodwill")
+    points_adjust(member=member, points=100, reason="goodwill")
     client.force_login(customer)
     assert "costs 500 points; you have 100." in redeem(client, reward)
 
@@ -337,14 +337,14 @@ def test_redeeming_without_enough_points_says_so(client, member, customer, rewar
 def test_redeeming_past_the_limit_says_so(client, member, customer, reward):
     reward.per_member_limit = 1
     reward.save()
-    adjust_points(member=member, points=1000, reason="goodwill")
+    points_adjust(member=member, points=1000, reason="goodwill")
     client.force_login(customer)
     redeem(client, reward)
     assert "can be redeemed 1 time per member, and you have redeemed it." in redeem(client, reward)
 
 
 def test_redeeming_a_reward_no_longer_available_says_so(client, member, customer, reward):
-    adjust_points(member=member, points=600, reason="goodwill")
+    points_adjust(member=member, points=600, reason="goodwill")
     client.force_login(customer)
     url = reverse("loyalty:redeem", args=[reward.pk])
     confirm = client.get(url).content.decode()
@@ -355,7 +355,7 @@ def test_redeeming_a_reward_no_longer_available_says_so(client, member, customer
 
 
 def test_redeeming_a_sold_out_reward_says_so(client, member, customer, reward):
-    adjust_points(member=member, points=600, reason="goodwill")
+    points_adjust(member=member, points=600, reason="goodwill")
     client.force_login(customer)
     url = reverse("loyalty:redeem", args=[reward.pk])
     confirm = client.get(url).content.decode()

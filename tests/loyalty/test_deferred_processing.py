@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from loyalty.models import Member, OrderEvent, PointsEntry
-from loyalty.services import events_retry_unprocessed, record_order_event
+from loyalty.services import events_retry_unprocessed, order_event_record
 from loyalty.tasks import process_pending_events
 from tests.factories import order_event, paid_order
 
@@ -23,7 +23,7 @@ def deferred(settings):
 def test_recording_is_one_insert_and_the_beat_task_applies_it(deferred, program, customer):
     event = order_event(reference="D-1", amount="40.00", user=customer)
     with CaptureQueriesContext(connection) as ctx:
-        record_order_event(event)
+        order_event_record(event)
     assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["SAVEPOINT", "INSERT", "RELEASE"]
     assert OrderEvent.objects.get(event_key=event.event_id).status == OrderEvent.Status.PENDING
 
@@ -35,8 +35,8 @@ def test_recording_is_one_insert_and_the_beat_task_applies_it(deferred, program,
 
 def test_a_duplicate_event_neither_fails_nor_doubles(deferred, program, customer):
     event = order_event(reference="D-2", amount="10.00", user=customer)
-    record_order_event(event)
-    record_order_event(event)
+    order_event_record(event)
+    order_event_record(event)
     process_pending_events()
     assert OrderEvent.objects.filter(order_reference="D-2").count() == 1
     assert Member.objects.get(user=customer).balance == 10
@@ -51,7 +51,7 @@ def test_deferred_recording_touches_no_broker(deferred, program, customer, djang
 
 def test_pending_events_are_a_safety_net_of_the_retry_task(deferred, program, customer):
     event = order_event(reference="D-3", amount="15.00", user=customer)
-    record_order_event(event)
+    order_event_record(event)
     assert events_retry_unprocessed() == {}  # still within its grace period
     OrderEvent.objects.update(received_at=timezone.now() - timedelta(minutes=5))
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from loyalty.models import Member, OrderEvent, PointsEntry, Purchase
-from loyalty.services import record_order_event
+from loyalty.services import order_event_record
 from shop import signals as shop_signals
 from shop.models import Order
 from tests.factories import UserFactory, order_event, paid_order
@@ -57,8 +57,8 @@ def test_the_same_paid_signal_delivered_twice_awards_once(program, customer):
 def test_recording_the_same_event_twice_returns_the_first(program, customer):
     event = order_event(reference="R-7", amount="12.00", user=customer)
 
-    first = record_order_event(event)
-    second = record_order_event(event)
+    first = order_event_record(event)
+    second = order_event_record(event)
 
     assert first.created and not second.created
     assert second.event.pk == first.event.pk
@@ -66,8 +66,8 @@ def test_recording_the_same_event_twice_returns_the_first(program, customer):
 
 
 def test_a_second_payment_event_for_one_order_under_another_id_is_skipped(program, customer):
-    record_order_event(order_event(reference="R-8", amount="20.00", user=customer, event_id="pay-1"))
-    result = record_order_event(order_event(reference="R-8", amount="20.00", user=customer, event_id="pay-2"))
+    order_event_record(order_event(reference="R-8", amount="20.00", user=customer, event_id="pay-1"))
+    result = order_event_record(order_event(reference="R-8", amount="20.00", user=customer, event_id="pay-2"))
 
     assert result.status == OrderEvent.Status.SKIPPED
     assert "paid already" in result.event.last_error
@@ -91,7 +91,7 @@ def test_an_order_of_a_deleted_user_is_kept_as_a_guest_purchase(program):
     event = order_event(reference="R-9", amount="9.00", user=ghost, email="gone@example.com")
     ghost.delete()
 
-    result = record_order_event(event)
+    result = order_event_record(event)
 
     assert result.status == OrderEvent.Status.PROCESSED
     assert Purchase.objects.get(order_reference="R-9").member is None
@@ -101,7 +101,7 @@ def test_an_order_in_another_currency_is_skipped_with_a_reason(program, customer
     event = order_event(reference="R-10", user=customer)
     event = event.__class__(**{**event.__dict__, "currency": "CHF"})
 
-    result = record_order_event(event)
+    result = order_event_record(event)
 
     assert result.status == OrderEvent.Status.SKIPPED
     assert "CHF" in result.event.last_error
@@ -117,7 +117,7 @@ def test_without_a_programme_orders_are_stored_and_skipped(customer):
 
 
 def test_a_zero_amount_order_earns_nothing_and_writes_no_zero_row(program, customer):
-    record_order_event(order_event(reference="R-11", amount="0.50", user=customer))
+    order_event_record(order_event(reference="R-11", amount="0.50", user=customer))
     assert Purchase.objects.get(order_reference="R-11").points_earned == 0
     assert not PointsEntry.objects.exists()
 

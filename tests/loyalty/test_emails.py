@@ -84,11 +84,11 @@ def test_last_chance_reminder_goes_once_and_only_with_consent(
 def test_code_expiring_reminder_goes_once_without_consent(
     member, mailoutbox, sent_at_once, django_capture_on_commit_callbacks
 ):
-    from loyalty.services.rewards import redeem
+    from loyalty.services.rewards import reward_redeem
     from tests.loyalty.test_redemption import give, make_reward
 
     give(member, 1000)
-    redemption = redeem(member=member, reward=make_reward(member.program), idempotency_key="k", notify=False)
+    redemption = reward_redeem(member=member, reward=make_reward(member.program), idempotency_key="k", notify=False)
     Redemption.objects.filter(pk=redemption.pk).update(expires_at=timezone.now() + timedelta(days=2))
 
     with django_capture_on_commit_callbacks(execute=True):

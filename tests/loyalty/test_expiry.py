@@ -10,7 +10,7 @@ from django.utils import timezone
 from loyalty.models import Member, PointsEntry, Program
 from loyalty.services import points_debit, points_expire_due
 from loyalty.services.expiry import expiry_reminders_send
-from loyalty.tasks import expire_points, send_member_email
+from loyalty.tasks import points_expire, send_member_email
 from tests.factories import paid_order
 
 pytestmark = pytest.mark.django_db
@@ -40,8 +40,8 @@ def test_earn_100_spend_30_then_70_expire(program, customer):
 
 def test_running_expiry_twice_changes_nothing_the_second_time(program, customer):
     paid_order(total="50.00", user=customer, at=NOW - timedelta(days=400))
-    assert expire_points() == 1
-    assert expire_points() == 0
+    assert points_expire() == 1
+    assert points_expire() == 0
     assert expiries() == [-50]
 
 

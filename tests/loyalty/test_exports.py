@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from loyalty import exports
 from loyalty.models import CustomerHealth, Member, PointsEntry, Tier
-from loyalty.services import adjust_points, member_enroll, points_credit
+from loyalty.services import member_enroll, points_adjust, points_credit
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -128,9 +128,9 @@ def test_member_export_needs_the_view_permission(client, members):
 def ledger(members, admin_user):
     ann, bob, _cy = members
     PointsEntry.objects.filter(member=ann).update(created_at=at(1, 10))
-    adjust_points(member=ann, points=-20, reason="-Damaged parcel", by=admin_user, idempotency_key="a")
-    adjust_points(member=bob, points=30, reason="Goodwill", by=admin_user, idempotency_key="b")
-    adjust_points(member=bob, points=5, reason="Later", idempotency_key="c")
+    points_adjust(member=ann, points=-20, reason="-Damaged parcel", by=admin_user, idempotency_key="a")
+    points_adjust(member=bob, points=30, reason="Goodwill", by=admin_user, idempotency_key="b")
+    points_adjust(member=bob, points=5, reason="Later", idempotency_key="c")
     PointsEntry.objects.filter(idempotency_key="a").update(created_at=at(1, 0))
     PointsEntry.objects.filter(idempotency_key="b").update(created_at=timezone.make_aware(datetime(2026, 3, 3, 23, 59)))
     PointsEntry.objects.filter(idempotency_key="c").update(created_at=timezone.make_aware(datetime(2026, 3, 4, 0, 0)))

@@ -164,11 +164,11 @@ def test_a_failing_receiver_of_a_loyalty_signal_does_not_reach_the_shop(
 
 
 def test_retrying_a_second_payment_event_skips_it_instead_of_failing(program, customer):
-    from loyalty.services import record_order_event
+    from loyalty.services import order_event_record
     from tests.factories import order_event
 
-    record_order_event(order_event(reference="S-1", amount="20.00", user=customer, event_id="pay-1"))
-    second = record_order_event(order_event(reference="S-1", amount="20.00", user=customer, event_id="pay-2"))
+    order_event_record(order_event(reference="S-1", amount="20.00", user=customer, event_id="pay-1"))
+    second = order_event_record(order_event(reference="S-1", amount="20.00", user=customer, event_id="pay-2"))
 
     retried = event_services.event_retry(event=second.event)
 

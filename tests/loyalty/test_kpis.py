@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from loyalty.models import CustomerHealth, Member, PointsEntry, Purchase, Segment, SegmentChange, Tier
 from loyalty.selectors import kpis
-from loyalty.services import adjust_points, member_enroll, points_credit, points_debit
+from loyalty.services import member_enroll, points_adjust, points_credit, points_debit
 from tests.factories import CampaignFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -208,9 +208,9 @@ def ledger(program):
 
     credit(ann, 1000, Kind.EARN, "order:A-1:earn", 10)
     credit(ann, 200, Kind.BONUS, "rule:1:member:ann", 9)
-    adjust_points(member=ann, points=100, reason="Goodwill", idempotency_key="adjust:t:1")
+    points_adjust(member=ann, points=100, reason="Goodwill", idempotency_key="adjust:t:1")
     debit(ann, 300, Kind.REDEEM, "redeem:1", 5)
-    adjust_points(member=ann, points=-50, reason="Correction", idempotency_key="adjust:t:2")
+    points_adjust(member=ann, points=-50, reason="Correction", idempotency_key="adjust:t:2")
     debit(ann, 100, Kind.EXPIRE, "expire:ann:1", 2)
     debit(ann, 50, Kind.REVERSE, "order:A-1:refund", 3)
     credit(bob, 5000, Kind.EARN, "order:B-1:earn", 60)

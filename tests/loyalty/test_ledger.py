@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from loyalty.exceptions import InsufficientPoints, InvalidAdjustment
 from loyalty.models import Member, PointsEntry
-from loyalty.services import adjust_points, member_enroll, points_credit, points_debit, record_order_event
+from loyalty.services import member_enroll, order_event_record, points_adjust, points_credit, points_debit
 from tests.factories import UserFactory, order_event
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_zero_points_cannot_be_written(member):
 
 class TestStaffAdjustments:
     def test_an_adjustment_records_reason_and_staff_user(self, member, admin_user):
-        entry = adjust_points(member=member, points=15, reason="Parcel arrived late", by=admin_user)
+        entry = points_adjust(member=member, points=15, reason="Parcel arrived late", by=admin_user)
         assert (entry.kind, entry.points, entry.description, entry.created_by) == (
             Kind.ADJUST,
             15,
@@ -76,23 +76,23 @@ class TestStaffAdjustments:
 
     def test_an_adjustment_needs_a_reason(self, member):
         with pytest.raises(InvalidAdjustment, match="reason"):
-            adjust_points(member=member, points=5, reason="   ")
+            points_adjust(member=member, points=5, reason="   ")
         assert not PointsEntry.objects.exists()
 
     @pytest.mark.parametrize("points", [0, 1.5, "7", True])
     def test_an_adjustment_needs_a_whole_non_zero_number(self, member, points):
         with pytest.raises(InvalidAdjustment):
-            adjust_points(member=member, points=points, reason="typo")
+            points_adjust(member=member, points=points, reason="typo")
 
     def test_a_negative_adjustment_cannot_go_below_zero(self, member):
-        adjust_points(member=member, points=5, reason="goodwill")
+        points_adjust(member=member, points=5, reason="goodwill")
         with pytest.raises(InsufficientPoints, match="below zero"):
-            adjust_points(member=member, points=-6, reason="correction")
+            points_adjust(member=member, points=-6, reason="correction")
         assert Member.objects.get(pk=member.pk).balance == 5
 
     def test_the_same_adjustment_submitted_twice_counts_once(self, member):
-        adjust_points(member=member, points=5, reason="goodwill", idempotency_key="form-abc")
-        adjust_points(member=member, points=5, reason="goodwill", idempotency_key="form-abc")
+        points_adjust(member=member, points=5, reason="goodwill", idempotency_key="form-abc")
+        points_adjust(member=member, points=5, reason="goodwill", idempotency_key="form-abc")
         assert Member.objects.get(pk=member.pk).balance == 5
 
 
@@ -143,20 +143,20 @@ def test_any_sequence_of_earns_refunds_and_adjustments_keeps_the_ledger_consiste
         if op[0] == "pay":
             ref = f"{user.pk}-{n}"
             amount = Decimal(op[1]) / 100
-            record_order_event(order_event(reference=ref, amount=str(amount), user=user))
+            order_event_record(order_event(reference=ref, amount=str(amount), user=user))
             orders.append((ref, amount))
         elif op[0] == "refund" and orders:
             ref, amount = orders[op[1] % len(orders)]
             part = (amount * op[2] / 100).quantize(Decimal("0.01"))
-            record_order_event(
+            order_event_record(
                 order_event("refunded", reference=ref, amount=str(part), user=user, event_id=f"{ref}:refund:{n}")
             )
         elif op[0] == "cancel" and orders:
             ref, _ = orders[op[1] % len(orders)]
-            record_order_event(order_event("cancelled", reference=ref, user=user))
+            order_event_record(order_event("cancelled", reference=ref, user=user))
         elif op[0] == "adjust":
             try:
-                adjust_points(member=member, points=op[1], reason="property test", idempotency_key=f"{user.pk}:{n}")
+                points_adjust(member=member, points=op[1], reason="property test", idempotency_key=f"{user.pk}:{n}")
             except InsufficientPoints:
                 pass
 

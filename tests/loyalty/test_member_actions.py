@@ -24,7 +24,7 @@ from loyalty.models import (
     SegmentChange,
     TierChange,
 )
-from loyalty.services import member_unsubscribe, message_resend, points_credit, record_order_event
+from loyalty.services import member_unsubscribe, message_resend, order_event_record, points_credit
 from loyalty.services.campaigns import message_send
 from loyalty.services.outbox import email_queue
 from tests.factories import CampaignFactory, UserFactory, order_event, segment_member
@@ -325,7 +325,7 @@ def test_resend_needs_the_change_permission(client, groups, member, queued):  # 
 
 
 def test_member_page_shows_purchases_messages_and_history(admin_client, program, member):
-    record_order_event(order_event(reference="A-77", amount="42.00", user=member.user))
+    order_event_record(order_event(reference="A-77", amount="42.00", user=member.user))
     message_of(member)
     now = timezone.now()
     TierChange.objects.create(member=member, reason=TierChange.Reason.STAFF, note="VIP by hand", created_at=now)
@@ -360,7 +360,7 @@ def test_member_page_queries_do_not_grow_with_history(admin_client, program, mem
         admin_client.get(page)
 
     for i in range(30):
-        record_order_event(order_event(reference=f"B-{i}", amount="10.00", user=member.user))
+        order_event_record(order_event(reference=f"B-{i}", amount="10.00", user=member.user))
         message_of(member, cycle=f"c{i}")
         TierChange.objects.create(member=member, reason=TierChange.Reason.STAFF, created_at=timezone.now())
         SegmentChange.objects.create(

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from loyalty.models import Campaign, Member, Message, OrderEvent, OutboundEmail, PointsEntry, Program, Purchase
 from loyalty.selectors import kpis, ledger_mismatches
-from loyalty.services import adjust_points, member_enroll, member_erase, record_order_event
+from loyalty.services import member_enroll, member_erase, order_event_record, points_adjust
 from loyalty.services.outbox import outbox_dispatch
 from loyalty.services.privacy import member_is_erased
 from tests.factories import CampaignFactory, UserFactory, order_event
@@ -33,15 +33,15 @@ def maria(program):
     """A customer with a guest order before she registered, two paid orders (one refunded in
     part), a staff adjustment, a birthday, consent, campaign emails and an admin history."""
     for ref in ("G-0", "G-1"):  # as a guest, twice
-        record_order_event(order_event(reference=ref, amount="15.00", email="Maria@Example.com"))
+        order_event_record(order_event(reference=ref, amount="15.00", email="Maria@Example.com"))
     user = UserFactory(email=EMAIL, username=EMAIL, first_name="Maria", last_name="Rossi")
     user.last_name = "Rossi"
     user.save()
     member = member_enroll(program=program, user=user)[0]
-    record_order_event(order_event(reference="A-1", amount="80.00", user=user))
-    record_order_event(order_event(reference="A-2", amount="40.00", user=user))
-    record_order_event(order_event("refunded", reference="A-2", amount="10.00", user=user, event_id="A-2:refund"))
-    adjust_points(member=member, points=25, reason="Parcel late", idempotency_key="adj")
+    order_event_record(order_event(reference="A-1", amount="80.00", user=user))
+    order_event_record(order_event(reference="A-2", amount="40.00", user=user))
+    order_event_record(order_event("refunded", reference="A-2", amount="10.00", user=user, event_id="A-2:refund"))
+    points_adjust(member=member, points=25, reason="Parcel late", idempotency_key="adj")
     Member.objects.filter(pk=member.pk).update(
         birth_date=date(1990, 5, 17), marketing_consent=True, consent_changed_at=timezone.now()
     )
@@ -188,8 +188,8 @@ def test_erase_twice_changes_nothing_the_second_time(maria, caplog):
 
 def test_erase_leaves_other_customers_alone(maria, program):
     other = member_enroll(program=program, user=UserFactory(email="bob@example.com", first_name="Bob"))[0]
-    record_order_event(order_event(reference="B-1", amount="20.00", user=other.user))
-    record_order_event(order_event(reference="G-2", amount="20.00", email="someone@example.com"))
+    order_event_record(order_event(reference="B-1", amount="20.00", user=other.user))
+    order_event_record(order_event(reference="G-2", amount="20.00", email="someone@example.com"))
 
     member_erase(member=maria, by=None)
 

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from loyalty.models import Member, Redemption, Reward
-from loyalty.services import adjust_points, member_enroll
+from loyalty.services import member_enroll, points_adjust
 from shop import services as shop_services
 from tests.factories import ProductFactory, UserFactory
 
@@ -22,7 +22,7 @@ def five_euro(program):
 
 
 def test_the_account_page_offers_affordable_rewards_and_says_what_is_missing(client, member, customer, five_euro):
-    adjust_points(member=member, points=120, reason="goodwill")
+    points_adjust(member=member, points=120, reason="goodwill")
     client.force_login(customer)
     page = client.get(reverse("shop:account")).content.decode()
     assert "5 EUR off" in page
@@ -31,7 +31,7 @@ def test_the_account_page_offers_affordable_rewards_and_says_what_is_missing(cli
 
 
 def test_redeeming_confirms_then_issues_a_code_usable_at_checkout(client, member, customer, five_euro):
-    adjust_points(member=member, points=600, reason="goodwill")
+    points_adjust(member=member, points=600, reason="goodwill")
     client.force_login(customer)
     account = reverse("shop:account")
     url = reverse("loyalty:redeem", args=[five_euro.pk])
@@ -54,7 +54,7 @@ def test_redeeming_confirms_then_issues_a_code_usable_at_checkout(client, member
 
 
 def test_a_refusal_is_explained_and_spends_nothing(client, member, customer, five_euro):
-    adjust_points(member=member, points=600, reason="goodwill")
+    points_adjust(member=member, points=600, reason="goodwill")
     five_euro.is_active = False
     five_euro.save()
     client.force_login(customer)

@@ -26,8 +26,8 @@ from loyalty.exceptions import (
     TierTooLow,
 )
 from loyalty.models import Member, PointsEntry, Program, Redemption, Reward, Tier
-from loyalty.services import adjust_points, member_enroll
-from loyalty.services.rewards import redeem, redemption_cancel, redemptions_expire_due
+from loyalty.services import member_enroll, points_adjust
+from loyalty.services.rewards import redemption_cancel, redemptions_expire_due, reward_redeem
 from loyalty.tasks import expire_reward_codes
 from shop import services as shop
 from shop.models import DiscountCode
@@ -46,7 +46,7 @@ def make_reward(program, **fields) -> Reward:
 
 
 def give(member, points: int) -> Member:
-    adjust_points(member=member, points=points, reason="test start")
+    points_adjust(member=member, points=points, reason="test start")
     member.refresh_from_db()
     return member
 
@@ -81,7 +81,7 @@ def oil(db):
 
 
 def test_redeem_debits_and_issues_a_code_that_works_at_the_demo_checkout(rich, reward, oil, customer):
-    redemption = redeem(member=rich, reward=reward, idempotency_key="form-1")
+    redemption = reward_redeem(member=rich, reward=reward, idempotency_key="form-1")
 
     assert redemption.status == Redemption.Status.ISSUED
     assert redemption.points == 500 and redemption.entry.kind == PointsEntry.Kind.REDEEM
@@ -110,8 +110,8 @@ def test_redeem_debits_and_issues_a_code_that_works_at_the_demo_checkout(rich, r
 
 def test_percent_and_free_product_rewards_become_the_matching_shop_codes(rich, program, oil, customer):
     soap = ProductFactory(name="Soap", slug="soap", price=Decimal("7.50"))
-    percent = redeem(member=rich, reward=make_reward(program, kind=Reward.Kind.PERCENT, value=Decimal("10")))
-    free = redeem(
+    percent = reward_redeem(member=rich, reward=make_reward(program, kind=Reward.Kind.PERCENT, value=Decimal("10")))
+    free = reward_redeem(
         member=rich,
         reward=make_reward(program, kind=Reward.Kind.FREE_PRODUCT, value=0, product_reference="soap", points_cost=200),
     )
@@ -134,7 +134,7 @@ def emails_now(emails_sent_on_commit, mailoutbox, send_emails):
 def test_the_reward_issued_email_carries_the_code(rich, reward, emails_now, django_capture_on_commit_callbacks):
     mailoutbox = emails_now
     with django_capture_on_commit_callbacks(execute=True):
-        redemption = redeem(member=rich, reward=reward, idempotency_key="form-1")
+        redemption = reward_redeem(member=rich, reward=reward, idempotency_key="form-1")
 
     assert len(mailoutbox) == 1
     assert mailoutbox[0].subject == "Your reward: 5 € off"
@@ -145,9 +145,9 @@ def test_the_reward_issued_email_carries_the_code(rich, reward, emails_now, djan
 def test_the_same_key_twice_redeems_once(rich, reward, emails_now, django_capture_on_commit_callbacks):
     mailoutbox = emails_now
     with django_capture_on_commit_callbacks(execute=True):
-        first = redeem(member=rich, reward=reward, idempotency_key="form-1")
+        first = reward_redeem(member=rich, reward=reward, idempotency_key="form-1")
     with django_capture_on_commit_callbacks(execute=True):
-        again = redeem(member=rich, reward=reward, idempotency_key="form-1")
+        again = reward_redeem(member=rich, reward=reward, idempotency_key="form-1")
 
     assert again.pk == first.pk and again.code == first.code
     assert Redemption.objects.count() == 1 and DiscountCode.objects.count() == 1
@@ -158,26 +158,26 @@ def test_the_same_key_twice_redeems_once(rich, reward, emails_now, django_captur
 def test_a_replay_returns_the_redemption_even_when_it_could_not_be_redeemed_again(member, program):
     give(member, 500)
     reward = make_reward(program, stock=1, per_member_limit=1)
-    first = redeem(member=member, reward=reward, idempotency_key="k")
-    assert redeem(member=member, reward=reward, idempotency_key="k").pk == first.pk
+    first = reward_redeem(member=member, reward=reward, idempotency_key="k")
+    assert reward_redeem(member=member, reward=reward, idempotency_key="k").pk == first.pk
 
 
 def test_a_key_cannot_be_reused_for_another_reward(rich, program, reward):
-    redeem(member=rich, reward=reward, idempotency_key="k")
+    reward_redeem(member=rich, reward=reward, idempotency_key="k")
     with pytest.raises(LoyaltyError) as refused:
-        redeem(member=rich, reward=make_reward(program, name="Other"), idempotency_key="k")
+        reward_redeem(member=rich, reward=make_reward(program, name="Other"), idempotency_key="k")
     assert refused.value.code == "idempotency_key_conflict"
 
 
 def test_without_a_key_each_call_redeems(rich, reward):
-    redeem(member=rich, reward=reward)
-    redeem(member=rich, reward=reward)
+    reward_redeem(member=rich, reward=reward)
+    reward_redeem(member=rich, reward=reward)
     assert Redemption.objects.count() == 2 and ledger(rich)[0] == 0
 
 
 def test_stock_goes_down_by_one_per_redemption(rich, program):
     reward = make_reward(program, stock=2, points_cost=100)
-    redeem(member=rich, reward=reward)
+    reward_redeem(member=rich, reward=reward)
     reward.refresh_from_db()
     assert reward.stock == 1
 
@@ -185,8 +185,8 @@ def test_stock_goes_down_by_one_per_redemption(rich, program):
 def test_a_free_redemption_takes_no_points_and_skips_limit_and_tier(member, program):
     gold = Tier.objects.create(program=program, name="Gold", rank=3, qualifies_by=Tier.QualifiesBy.SPEND)
     reward = make_reward(program, per_member_limit=1, min_tier=gold)
-    first = redeem(member=member, reward=reward, free=True, idempotency_key="tier:gold")
-    redeem(member=member, reward=reward, free=True, idempotency_key="tier:gold:again")
+    first = reward_redeem(member=member, reward=reward, free=True, idempotency_key="tier:gold")
+    reward_redeem(member=member, reward=reward, free=True, idempotency_key="tier:gold:again")
 
     assert first.points == 0 and first.entry is None and first.code
     assert ledger(member) == (0, [])
@@ -216,7 +216,7 @@ def test_a_refusal_is_clear_and_writes_nothing(rich, program, change, error, cod
     before = _state(rich, reward)
 
     with pytest.raises(error) as refused:
-        redeem(member=rich, reward=reward, idempotency_key="form-1")
+        reward_redeem(member=rich, reward=reward, idempotency_key="form-1")
 
     assert refused.value.code == code
     assert message in refused.value.message
@@ -225,11 +225,11 @@ def test_a_refusal_is_clear_and_writes_nothing(rich, program, change, error, cod
 
 def test_the_per_member_limit_counts_issued_and_used_codes(rich, program):
     reward = make_reward(program, per_member_limit=1, points_cost=100, stock=5)
-    redeem(member=rich, reward=reward)
+    reward_redeem(member=rich, reward=reward)
     before = _state(rich, reward)
 
     with pytest.raises(RedemptionLimitReached) as refused:
-        redeem(member=rich, reward=reward)
+        reward_redeem(member=rich, reward=reward)
 
     assert refused.value.code == "redemption_limit_reached"
     assert refused.value.message == "“5 € off” can be redeemed 1 time per member, and you have redeemed it."
@@ -238,8 +238,8 @@ def test_the_per_member_limit_counts_issued_and_used_codes(rich, program):
 
 def test_a_cancelled_redemption_does_not_count_against_the_limit(rich, program):
     reward = make_reward(program, per_member_limit=1, points_cost=100)
-    redemption_cancel(redemption=redeem(member=rich, reward=reward))
-    redeem(member=rich, reward=reward)
+    redemption_cancel(redemption=reward_redeem(member=rich, reward=reward))
+    reward_redeem(member=rich, reward=reward)
     assert Redemption.objects.filter(status=Redemption.Status.ISSUED).count() == 1
 
 
@@ -252,19 +252,19 @@ def test_a_reward_for_a_higher_tier_is_refused_below_it(rich, program):
         Member.objects.filter(pk=rich.pk).update(tier=tier)
         before = _state(rich, reward)
         with pytest.raises(TierTooLow) as refused:
-            redeem(member=rich, reward=reward)
+            reward_redeem(member=rich, reward=reward)
         assert refused.value.code == "tier_too_low"
         assert refused.value.message == "“5 € off” is for Gold members and above."
         assert _state(rich, reward) == before
 
     Member.objects.filter(pk=rich.pk).update(tier=gold)
-    assert redeem(member=rich, reward=reward).status == Redemption.Status.ISSUED
+    assert reward_redeem(member=rich, reward=reward).status == Redemption.Status.ISSUED
 
 
 def test_a_reward_of_another_programme_is_refused(rich):
     other = Program.objects.create(name="Other", slug="other")
     with pytest.raises(RewardUnavailable) as refused:
-        redeem(member=rich, reward=make_reward(other))
+        reward_redeem(member=rich, reward=make_reward(other))
     assert refused.value.code == "reward_other_program"
     assert ledger(rich)[0] == 1000
 
@@ -279,7 +279,7 @@ def test_a_shop_that_cannot_issue_the_code_rolls_the_debit_back(rich, program, m
 
     monkeypatch.setattr(ShopAdapter, "issue_discount", broken)
     with pytest.raises(DiscountNotIssued) as refused:
-        redeem(member=rich, reward=reward, idempotency_key="form-1")
+        reward_redeem(member=rich, reward=reward, idempotency_key="form-1")
 
     assert refused.value.code == "discount_not_issued"
     assert "no points were taken" in refused.value.message
@@ -290,7 +290,7 @@ def test_a_shop_that_cannot_issue_the_code_rolls_the_debit_back(rich, program, m
 def test_without_an_adapter_no_code_is_issued_and_nothing_is_taken(rich, reward, settings):
     settings.LOYALTY = {"ADAPTER": None}
     with pytest.raises(DiscountNotIssued, match="No shop adapter"):
-        redeem(member=rich, reward=reward)
+        reward_redeem(member=rich, reward=reward)
     assert ledger(rich)[0] == 1000 and Redemption.objects.count() == 0
 
 
@@ -326,7 +326,7 @@ def test_two_concurrent_redemptions_beyond_the_balance_one_succeeds(postgres_onl
     give(member, 100)
     reward = make_reward(program, points_cost=60)
 
-    outcomes = _race(2, lambda i: redeem(member=member, reward=reward, idempotency_key=f"tab-{i}"))
+    outcomes = _race(2, lambda i: reward_redeem(member=member, reward=reward, idempotency_key=f"tab-{i}"))
 
     assert outcomes == ["insufficient_points", "ok"]
     assert ledger(member)[0] == 40
@@ -340,7 +340,7 @@ def test_the_last_item_of_stock_goes_to_one_member(postgres_only, program):
     reward = make_reward(program, points_cost=10, stock=1)
     members = [give(member_enroll(program=program, user=UserFactory())[0], 50) for _ in range(4)]
 
-    outcomes = _race(4, lambda i: redeem(member=members[i], reward=reward))
+    outcomes = _race(4, lambda i: reward_redeem(member=members[i], reward=reward))
 
     assert outcomes == ["ok", "reward_out_of_stock", "reward_out_of_stock", "reward_out_of_stock"]
     reward.refresh_from_db()
@@ -351,7 +351,7 @@ def test_the_last_item_of_stock_goes_to_one_member(postgres_only, program):
 
 
 def _expired_redemption(member, reward, *, days_ago: int = 40) -> Redemption:
-    redemption = redeem(member=member, reward=reward, at=timezone.now() - timedelta(days=days_ago))
+    redemption = reward_redeem(member=member, reward=reward, at=timezone.now() - timedelta(days=days_ago))
     assert redemption.expires_at < timezone.now()
     return redemption
 
@@ -383,7 +383,7 @@ def test_an_expired_code_keeps_its_points_when_the_programme_says_so(rich, rewar
 
 
 def test_a_used_code_is_marked_used_and_keeps_its_points(rich, reward, oil, customer):
-    redemption = redeem(member=rich, reward=reward)
+    redemption = reward_redeem(member=rich, reward=reward)
     shop.place_order(items={oil.pk: 1}, user=customer, discount_code=redemption.code)
 
     assert redemptions_expire_due(now=redemption.expires_at + timedelta(seconds=1)) == 1
@@ -408,7 +408,7 @@ def test_codes_not_yet_expired_are_left_alone_and_batches_cover_everything(rich,
     reward = make_reward(program, points_cost=10)
     for _ in range(5):
         _expired_redemption(rich, reward)
-    fresh = redeem(member=rich, reward=reward)
+    fresh = reward_redeem(member=rich, reward=reward)
 
     assert redemptions_expire_due(batch_size=2) == 5
 
@@ -430,7 +430,7 @@ def test_an_expired_code_no_longer_works_at_checkout(rich, reward, oil, customer
 def test_cancelling_returns_the_points_once_and_the_code_stops_working(rich, reward, oil, customer):
     from shop.exceptions import InvalidDiscountCode
 
-    redemption = redeem(member=rich, reward=reward)
+    redemption = reward_redeem(member=rich, reward=reward)
     redemption_cancel(redemption=redemption)
     redemption_cancel(redemption=redemption)
 
@@ -444,7 +444,7 @@ def test_cancelling_returns_the_points_once_and_the_code_stops_working(rich, rew
 
 
 def test_a_used_code_cannot_be_cancelled(rich, reward, oil, customer):
-    redemption = redeem(member=rich, reward=reward)
+    redemption = reward_redeem(member=rich, reward=reward)
     shop.place_order(items={oil.pk: 1}, user=customer, discount_code=redemption.code)
 
     with pytest.raises(RedemptionNotCancellable) as refused:
@@ -463,7 +463,7 @@ def test_cancelling_an_expired_code_that_was_refunded_returns_nothing_more(rich,
 
 def test_the_admin_action_cancels_and_reports(admin_client, rich, program, oil, customer):
     reward = make_reward(program, points_cost=100)
-    open_one, used_one = redeem(member=rich, reward=reward), redeem(member=rich, reward=reward)
+    open_one, used_one = reward_redeem(member=rich, reward=reward), reward_redeem(member=rich, reward=reward)
     shop.place_order(items={oil.pk: 1}, user=customer, discount_code=used_one.code)
 
     response = admin_client.post(
@@ -479,7 +479,7 @@ def test_the_admin_action_cancels_and_reports(admin_client, rich, program, oil, 
 
 
 def test_reward_and_redemption_admin_pages_render(admin_client, rich, reward):
-    redemption = redeem(member=rich, reward=reward)
+    redemption = reward_redeem(member=rich, reward=reward)
     for url in (
         reverse("admin:loyalty_reward_changelist"),
         reverse("admin:loyalty_reward_add"),
@@ -515,14 +515,14 @@ def test_the_reward_form_refuses_a_tier_of_another_programme(admin_client, progr
 
 def test_stock_comes_back_when_a_redemption_is_cancelled(program, customer):
     from loyalty.models import Member
-    from loyalty.services import adjust_points, member_enroll, redeem, redemption_cancel
+    from loyalty.services import member_enroll, points_adjust, redemption_cancel, reward_redeem
 
     member, _ = member_enroll(program=program, user=customer)
-    adjust_points(member=member, points=1000, reason="test")
+    points_adjust(member=member, points=1000, reason="test")
     reward = Reward.objects.create(
         program=program, name="Tote bag", kind=Reward.Kind.FIXED, points_cost=100, value=Decimal("5.00"), stock=1
     )
-    redemption = redeem(member=Member.objects.get(pk=member.pk), reward=reward, idempotency_key="stock-1")
+    redemption = reward_redeem(member=Member.objects.get(pk=member.pk), reward=reward, idempotency_key="stock-1")
     reward.refresh_from_db()
     assert reward.stock == 0
 

@@ -109,10 +109,10 @@ def test_cancelling_after_a_partial_refund_reverses_only_the_rest(program, custo
     order = paid_order(total="40.00", user=customer)
     shop_services.refund_order(order=order, amount=Decimal("10.00"))
     # The demo shop refuses to cancel a refunded order; another shop might send it anyway.
-    from loyalty.services import record_order_event
+    from loyalty.services import order_event_record
     from tests.factories import order_event
 
-    record_order_event(order_event("cancelled", reference=order.number, user=customer))
+    order_event_record(order_event("cancelled", reference=order.number, user=customer))
 
     assert reversals(order) == [-10, -30]
     assert balance(customer) == 0

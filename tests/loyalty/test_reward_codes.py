@@ -16,9 +16,9 @@ from django.utils import timezone
 from loyalty.adapters.base import OrderEvent
 from loyalty.exceptions import CodeRefused, InvalidEvent, RedemptionNotCancellable
 from loyalty.models import Member, PointsEntry, Redemption, Reward, RewardCode
-from loyalty.services import adjust_points, code_consume, code_issue, code_quote, code_release, member_enroll
+from loyalty.services import code_consume, code_issue, code_quote, code_release, member_enroll, points_adjust
 from loyalty.services.codes import codes_used_by_paid_order
-from loyalty.services.rewards import redeem, redemption_cancel, redemptions_expire_due
+from loyalty.services.rewards import redemption_cancel, redemptions_expire_due, reward_redeem
 from shop import services as shop
 from shop.models import DiscountCode
 from tests.factories import ProductFactory, UserFactory, order_event
@@ -40,8 +40,8 @@ def make_reward(program, **fields) -> Reward:
 
 def redeemed(member, reward=None, *, key="r1", **reward_fields) -> Redemption:
     reward = reward or make_reward(member.program, **reward_fields)
-    adjust_points(member=member, points=reward.points_cost, reason="test start", idempotency_key=f"start:{key}")
-    return redeem(member=member, reward=reward, idempotency_key=key)
+    points_adjust(member=member, points=reward.points_cost, reason="test start", idempotency_key=f"start:{key}")
+    return reward_redeem(member=member, reward=reward, idempotency_key=key)
 
 
 def refusal(call, **kwargs) -> str:

@@ -1,10 +1,14 @@
 """``manage.py loyalty_setup_schedules``: the loyalty beat tasks in django-celery-beat, from one
 list of defaults (``loyalty.schedules.DEFAULT_SCHEDULES``), idempotent, and kind to staff's edits."""
 
+import importlib
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.management import call_command
+from django.db import connection
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
@@ -20,7 +24,7 @@ EXPECTED = {
     "loyalty-dispatch-emails": ("loyalty.tasks.dispatch_emails", "every 60 seconds"),
     "loyalty-process-pending-events": ("loyalty.tasks.process_pending_events", "every 10 seconds"),
     "loyalty-approve-pending-points": ("loyalty.tasks.approve_pending_points", "5 * * * *"),
-    "loyalty-expire-points": ("loyalty.tasks.expire_points", "15 3 * * *"),
+    "loyalty-points-expire": ("loyalty.tasks.points_expire", "15 3 * * *"),
     "loyalty-remind-expiring-points": ("loyalty.tasks.remind_expiring_points", "0 9 * * *"),
     "loyalty-retry-unprocessed-events": ("loyalty.tasks.retry_unprocessed_events", "*/5 * * * *"),
     "loyalty-recompute-tiers": ("loyalty.tasks.recompute_tiers", "30 2 * * *"),
@@ -160,3 +164,28 @@ def test_the_demo_settings_and_the_defaults_agree(settings):
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         DatabaseScheduler.Entry.from_entry(name, app=app, **entry)  # what beat does when it starts
     assert "Beat tasks: 13 unchanged." in setup()
+
+
+def _migrate_0014(direction: str) -> None:
+    migration = importlib.import_module("loyalty.migrations.0014_points_expire_task_name")
+    getattr(migration, direction)(django_apps, SimpleNamespace(connection=connection))
+
+
+def test_the_renamed_expiry_task_keeps_the_entry_staff_had():
+    """The expiry task became points_expire: 0014 renames the old beat entry (its schedule and state
+    kept), drops a default copy beat made under the new name, and the old task name still runs."""
+    setup()
+    new = PeriodicTask.objects.get(name="loyalty-points-expire")
+    old = PeriodicTask.objects.create(  # as an install before the rename had it, paused by staff
+        name="loyalty-expire-points", task="loyalty.tasks.expire_points", crontab=new.crontab, enabled=False
+    )
+
+    _migrate_0014("forwards")
+
+    row = PeriodicTask.objects.get(name="loyalty-points-expire")
+    assert (row.pk, row.task, row.enabled) == (old.pk, "loyalty.tasks.points_expire", False)
+    assert not PeriodicTask.objects.filter(task="loyalty.tasks.expire_points").exists()
+    assert {"loyalty.tasks.points_expire", "loyalty.tasks.expire_points"} <= set(app.tasks)
+
+    _migrate_0014("backwards")
+    assert PeriodicTask.objects.get(pk=old.pk).task == "loyalty.tasks.expire_points"

@@ -25,7 +25,7 @@ from loyalty.models import (
     SurveyInvitation,
     SurveyResponse,
 )
-from loyalty.services import outbox, record_order_event
+from loyalty.services import order_event_record, outbox
 from loyalty.services import surveys as service
 from loyalty.services.outbox import queue as outbox_queue
 from loyalty.services.surveys import (
@@ -62,7 +62,7 @@ def consenting(program, email: str = "ann@example.com", *, consent: bool = True)
 
 
 def bought(member: Member, *, days_ago: float, reference: str, amount: str = "40.00") -> Purchase:
-    record_order_event(
+    order_event_record(
         order_event(reference=reference, amount=amount, user=member.user, at=timezone.now() - timedelta(days=days_ago))
     )
     return Purchase.objects.get(order_reference=reference)
@@ -207,14 +207,14 @@ def test_refunded_cancelled_and_guest_orders_are_not_surveyed(
 ):
     refunded = consenting(program, "refunded@example.com")
     bought(refunded, days_ago=8, reference="R-1")
-    record_order_event(order_event(EventKind.REFUNDED, reference="R-1", amount="40.00", user=refunded.user))
+    order_event_record(order_event(EventKind.REFUNDED, reference="R-1", amount="40.00", user=refunded.user))
     cancelled = consenting(program, "cancelled@example.com")
     bought(cancelled, days_ago=8, reference="C-1")
-    record_order_event(order_event(EventKind.CANCELLED, reference="C-1", user=cancelled.user))
-    record_order_event(order_event(reference="G-1", email="guest@example.com", at=timezone.now() - timedelta(days=8)))
+    order_event_record(order_event(EventKind.CANCELLED, reference="C-1", user=cancelled.user))
+    order_event_record(order_event(reference="G-1", email="guest@example.com", at=timezone.now() - timedelta(days=8)))
     partly = consenting(program, "partly@example.com")
     bought(partly, days_ago=8, reference="P-1")
-    record_order_event(
+    order_event_record(
         order_event(EventKind.REFUNDED, reference="P-1", amount="10.00", user=partly.user, event_id="r:P-1")
     )
 
@@ -546,7 +546,7 @@ def test_an_event_category_is_optional_and_at_most_100_characters(program):
     customer = UserFactory(email="cat@example.com")
     event = order_event(reference="A-9", user=customer)
     assert event.category == ""
-    record_order_event(event)
+    order_event_record(event)
     assert Purchase.objects.get(order_reference="A-9").category == ""
     with pytest.raises(InvalidEvent):
         order_event(reference="A-8", user=customer).__class__(**{**event.to_payload(), "category": "x" * 101})

@@ -167,7 +167,7 @@ def test_evaluating_twice_writes_one_change(program, customer, silver):
 
 def test_entry_rewards_are_issued_free_for_every_tier_passed(program, customer, monkeypatch):
     calls = []
-    monkeypatch.setattr("loyalty.services.rewards.redeem", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr("loyalty.services.rewards.reward_redeem", lambda **kwargs: calls.append(kwargs))
     voucher = Reward.objects.create(program=program, name="5 EUR", kind="fixed", points_cost=500, value=5)
     shipping = Reward.objects.create(program=program, name="Free shipping", kind="free_shipping", points_cost=300)
     bronze = tier(program, "Bronze", 1, "10", entry_reward=shipping)
@@ -204,7 +204,7 @@ def test_a_failing_entry_reward_never_breaks_the_order(program, customer, monkey
     def refuse(**kwargs):
         raise LoyaltyError("Out of stock.", code="reward_unavailable")
 
-    monkeypatch.setattr("loyalty.services.rewards.redeem", refuse)
+    monkeypatch.setattr("loyalty.services.rewards.reward_redeem", refuse)
     voucher = Reward.objects.create(program=program, name="5 EUR", kind="fixed", points_cost=500, value=5)
     silver = tier(program, "Silver", 2, "50", entry_reward=voucher, entry_bonus_points=10)
 

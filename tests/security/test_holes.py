@@ -22,7 +22,7 @@ from django.urls import reverse
 from loyalty import exceptions as errors  # module access: this file also runs against the code before the fix
 from loyalty.models import Campaign, Member, PointsEntry, Redemption, Referral, Reward
 from loyalty.receivers import connect_referrals
-from loyalty.services import adjust_points, member_enroll, points_credit
+from loyalty.services import member_enroll, points_adjust, points_credit
 from loyalty.services.notifications import member_email_render
 from tests.api.conftest import client_for
 from tests.factories import UserFactory, paid_order
@@ -149,25 +149,25 @@ def test_the_service_holds_every_caller_to_the_staff_policy(program, member):
     boss_membership = member_enroll(program=program, user=manager)[0]
 
     with pytest.raises(errors.OwnMembership):
-        adjust_points(member=own, points=10, reason="shell", by=agent)
+        points_adjust(member=own, points=10, reason="shell", by=agent)
     with pytest.raises(errors.OwnMembership):  # managers too
-        adjust_points(member=boss_membership, points=10, reason="shell", by=manager)
+        points_adjust(member=boss_membership, points=10, reason="shell", by=manager)
     with pytest.raises(errors.AdjustLimitExceeded) as refused:
-        adjust_points(member=member, points=501, reason="shell", by=agent)
+        points_adjust(member=member, points=501, reason="shell", by=agent)
     assert refused.value.code == "adjust_limit_exceeded"
-    assert adjust_points(member=member, points=5000, reason="migration", by=manager).points == 5000
-    assert adjust_points(member=member, points=5000, reason="system").points == 5000  # no staff user: no policy
+    assert points_adjust(member=member, points=5000, reason="migration", by=manager).points == 5000
+    assert points_adjust(member=member, points=5000, reason="system").points == 5000  # no staff user: no policy
 
 
 def test_a_support_agent_has_a_daily_total(program, member, settings):
     settings.LOYALTY = {**settings.LOYALTY, "SUPPORT_DAILY_ADJUST_LIMIT": 1000}
     agent, _ = agent_with_membership(program)
 
-    adjust_points(member=member, points=500, reason="goodwill", by=agent, idempotency_key="a")
-    adjust_points(member=member, points=-400, reason="correction", by=agent, idempotency_key="b")
+    points_adjust(member=member, points=500, reason="goodwill", by=agent, idempotency_key="a")
+    points_adjust(member=member, points=-400, reason="correction", by=agent, idempotency_key="b")
     with pytest.raises(errors.DailyAdjustLimitExceeded) as refused:
-        adjust_points(member=member, points=200, reason="more", by=agent, idempotency_key="c")
-    replay = adjust_points(member=member, points=500, reason="goodwill", by=agent, idempotency_key="a")
+        points_adjust(member=member, points=200, reason="more", by=agent, idempotency_key="c")
+    replay = points_adjust(member=member, points=500, reason="goodwill", by=agent, idempotency_key="a")
 
     assert refused.value.code == "daily_adjust_limit_exceeded"
     assert "you have adjusted 900 today" in refused.value.message
@@ -211,7 +211,7 @@ def test_concurrent_adjustments_by_one_agent_never_pass_the_daily_total(postgres
     def adjust(n: int) -> None:
         barrier.wait()
         try:
-            adjust_points(member=member, points=300, reason="x", by=agent, idempotency_key=f"k{n}")
+            points_adjust(member=member, points=300, reason="x", by=agent, idempotency_key=f"k{n}")
             outcomes.append("ok")
         except errors.DailyAdjustLimitExceeded:
             outcomes.append("refused")

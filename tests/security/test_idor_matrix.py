@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from loyalty.api.views import StaffMixin
 from loyalty.models import Campaign, Member, PointsEntry, Program, Redemption, Reward
-from loyalty.services import member_enroll, points_credit, redeem
+from loyalty.services import member_enroll, points_credit, reward_redeem
 from tests.factories import ProductFactory, UserFactory, paid_order
 
 pytestmark = pytest.mark.django_db
@@ -108,7 +108,7 @@ class World:
         self.luca_only_reward = Reward.objects.create(
             program=self.luca_program, name="Club gift", kind="fixed", value=5, points_cost=1000
         )
-        self.luca_redemption = redeem(member=self.luca, reward=self.luca_only_reward, idempotency_key="luca-r")
+        self.luca_redemption = reward_redeem(member=self.luca, reward=self.luca_only_reward, idempotency_key="luca-r")
         self.luca_order = paid_order(total="12.00", user=self.luca_user)
         self.product = ProductFactory()
         self.campaign = Campaign.objects.create(program=self.luca_program, name="Win-back")

@@ -13,7 +13,7 @@ from django.utils.translation import ngettext
 from ...exceptions import LoyaltyError
 from ...models import Campaign, Member, Message, PointsEntry, Reward
 from ..ledger import Credit
-from ..rewards import redeem
+from ..rewards import reward_redeem
 from .rendering import campaign_language, in_language
 from .selection import marketing_unreachable_reason
 
@@ -120,7 +120,7 @@ def message_incentive(
         if campaign.incentive == Incentive.REWARD:
             if campaign.incentive_reward is None:
                 raise LoyaltyError(_("The campaign has no reward to give."), code="campaign_without_reward")
-            redemption = redeem(
+            redemption = reward_redeem(
                 member=member,
                 reward=campaign.incentive_reward,
                 idempotency_key=f"campaign:{owner}",
