@@ -42,9 +42,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import brentq, minimize
+from scipy.optimize import brentq
 
 from . import bgnbd, metrics
+from .logistic import logistic_weights, sigmoid
 
 FEATURES = ("intercept", "lapse_logit", "one_time", "log_weeks_since_last", "log_repeat")
 #: Customer age, so that what the backtest learns on customers one window younger carries to today's: log weeks
@@ -70,9 +71,6 @@ MIN_BACKTEST_DAYS = 14
 MIN_DAYS_BEFORE_CUT = 60
 RELIABILITY_BINS = 10
 MAX_FIT_ROWS = 200_000
-L2 = 1e-3
-QUASI_NEWTON_STEPS = 20
-NEWTON_STEPS = 30
 
 
 @dataclass(frozen=True)
@@ -234,58 +232,6 @@ class RiskModel:
         return list(zip(self.features, self.weights, strict=True))
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1 + np.tanh(0.5 * z))  # overflow-free logistic
-
-
-def _logistic(X: np.ndarray, y: np.ndarray, l2: float = L2, start: np.ndarray | None = None) -> np.ndarray:
-    """Weights of an L2-penalised (intercept excluded) logistic regression: the optimum itself.
-
-    A few L-BFGS-B steps from ``start`` bring it close; Newton steps (with step halving) then land on the
-    optimum, so that inputs equal up to float noise (the database's sums and the bench's) give the same
-    weights, not wherever an optimiser's tolerances let it stop. Both work on columns scaled to unit spread
-    (same objective, same answer: the penalty is on the original weights)."""
-    n = X.shape[0]
-    scale = np.ones(X.shape[1])
-    spread = X[:, 1:].std(axis=0)
-    scale[1:] = np.where(spread > 0, spread, 1.0)
-    Xs = X / scale
-    penalty = np.r_[0.0, np.full(X.shape[1] - 1, l2)] / scale**2  # l2 * w**2 with w = v / scale
-
-    def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
-        z = Xs @ v
-        loss = np.sum(np.logaddexp(0.0, z) - y * z) / n + np.sum(penalty * v**2)
-        grad = Xs.T @ (_sigmoid(z) - y) / n + 2 * penalty * v
-        return loss, grad
-
-    v0 = np.zeros(X.shape[1]) if start is None else np.asarray(start, dtype=float) * scale
-    result = minimize(objective, v0, jac=True, method="L-BFGS-B", options={"maxiter": QUASI_NEWTON_STEPS})
-    v, loss = result.x, float(result.fun)
-    for _ in range(NEWTON_STEPS):
-        p = _sigmoid(Xs @ v)
-        grad = Xs.T @ (p - y) / n + 2 * penalty * v
-        hessian = (Xs * (p * (1 - p))[:, None]).T @ Xs / n + np.diag(2 * penalty)
-        try:
-            step = np.linalg.solve(hessian, grad)
-        except np.linalg.LinAlgError:
-            break
-        t = 1.0
-        while t >= 1e-3:  # halve the step until the loss does not rise
-            new_loss = objective(v - t * step)[0]
-            if np.isfinite(new_loss) and new_loss <= loss:
-                break
-            t /= 2
-        else:
-            break  # no descent left: at the optimum (to float precision)
-        v, loss = v - t * step, new_loss
-        if np.max(np.abs(t * step)) < 1e-10:
-            break
-    weights = v / scale
-    if not np.all(np.isfinite(weights)):
-        raise ValueError("the risk model did not converge to finite weights")
-    return weights
-
-
 def fit(
     params: bgnbd.BGNBDParams,
     x: ArrayLike,
@@ -304,14 +250,14 @@ def fit(
     y = np.asarray(lapsed, dtype=float)
     if X.shape[0] != y.shape[0] or not X.shape[0]:
         raise ValueError("features and labels must be non-empty and of the same length")
-    weights = _logistic(X, y)
+    weights = logistic_weights(X, y)
     return RiskModel(weights=tuple(float(w) for w in weights), horizon=float(horizon), features=tuple(names))
 
 
 def calibrated_to(model: RiskModel, z: np.ndarray, target_mean: float) -> RiskModel:
     """The same model with the intercept shifted so its mean probability is ``target_mean``."""
     target = float(np.clip(target_mean, 1e-4, 1 - 1e-4))
-    shift = brentq(lambda c: float(_sigmoid(z + c).mean()) - target, -30.0, 30.0)
+    shift = brentq(lambda c: float(sigmoid(z + c).mean()) - target, -30.0, 30.0)
     return replace(model, shift=float(shift))
 
 
@@ -333,7 +279,7 @@ def lapse_probability(
     """The at-risk score: P(no purchase within the horizon), vectorised (the nightly refresh's score)."""
     c = customers if customers is not None else Customers(x, t_x, T)
     a, b = model.platt
-    p = _sigmoid(a + b * linear_score(model, params, c.x, c.t_x, c.T, customers=c) + model.shift)
+    p = sigmoid(a + b * linear_score(model, params, c.x, c.t_x, c.T, customers=c) + model.shift)
     if model.target is not None and model.target > model.horizon + 1e-9:
         # beyond the backtest window: BG/NBD's ratio P(none in the horizon) / P(none in the window)
         longer = bgnbd.p_no_purchase(params, model.target, c.x, c.t_x, c.T)
@@ -402,15 +348,15 @@ def learn(before: Customers, lapsed: ArrayLike, *, window_days: int, horizon_day
     # plenty for a dozen weights, and the rest are scored out of sample.
     n = y.shape[0]
     fitted = np.arange(n) % max(1, -(-n // MAX_FIT_ROWS)) == 0
-    weights = _logistic(X[fitted], y[fitted])
+    weights = logistic_weights(X[fitted], y[fitted])
     z_out = X @ weights  # out of sample for the customers the weights were not fitted on
     halves = fitted & (np.cumsum(fitted) % 2 == 0)
     for part, other in ((halves, fitted & ~halves), (fitted & ~halves, halves)):
         if y[other].all() or not y[other].any():
             continue
-        z_out[part] = X[part] @ _logistic(X[other], y[other], start=weights)  # warm start: a few steps
-    a, b = _logistic(np.column_stack([np.ones_like(z_out), z_out]), y, l2=0.0)
-    scores = _sigmoid(a + b * z_out)
+        z_out[part] = X[part] @ logistic_weights(X[other], y[other], start=weights)  # warm start: a few steps
+    a, b = logistic_weights(np.column_stack([np.ones_like(z_out), z_out]), y, l2=0.0)
+    scores = sigmoid(a + b * z_out)
     curve, ece = reliability(y, scores)
     model = RiskModel(
         weights=tuple(float(w) for w in weights),
@@ -460,13 +406,13 @@ def carried_to_today(backtest: Backtest, params: bgnbd.BGNBDParams, today: Custo
         return model
     a, b = model.platt
     z = a + b * linear_score(model, params, today.x, today.t_x, today.T, customers=today)
-    relation = float(_sigmoid(z + model.shift).mean())
+    relation = float(sigmoid(z + model.shift).mean())
     was = float(np.mean(bgnbd.p_no_purchase(params, model.horizon, before.x, before.t_x, before.T)))
     now = float(np.mean(bgnbd.p_no_purchase(params, model.horizon, today.x, today.t_x, today.T)))
-    drift = _sigmoid(np.array(_logit(backtest.lapse_rate) + _logit(now) - _logit(was)))
-    target = float(_sigmoid(np.array((1 - DRIFT_WEIGHT) * _logit(relation) + DRIFT_WEIGHT * _logit(drift))))
+    drift = sigmoid(np.array(_logit(backtest.lapse_rate) + _logit(now) - _logit(was)))
+    target = float(sigmoid(np.array((1 - DRIFT_WEIGHT) * _logit(relation) + DRIFT_WEIGHT * _logit(drift))))
     target = min(max(target, 1e-4), 1 - 1e-4)
-    shift = brentq(lambda s: float(_sigmoid(z + s).mean()) - target, -30.0, 30.0)
+    shift = brentq(lambda s: float(sigmoid(z + s).mean()) - target, -30.0, 30.0)
     level = (backtest.lapse_rate, relation, float(drift), target)
     return replace(model, shift=float(shift), level=tuple(round(v, 6) for v in level))
 
@@ -511,7 +457,7 @@ def fit_offset(
     lo, hi = bounds
 
     def slope(w: float) -> float:
-        return float(np.sum(y - _sigmoid(logit + w)))
+        return float(np.sum(y - sigmoid(logit + w)))
 
     if slope(lo) <= 0:
         return float(lo)

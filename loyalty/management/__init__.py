@@ -1,0 +1,1 @@
+"""Loyalty's management commands live in ``commands/``."""

@@ -1,3 +1,10 @@
+"""Loyalty's tables, one module per area: ``programs`` (programmes), ``members``, ``ledger``
+(points entries, the lots), ``purchases``, ``events`` (the order-event inbox), ``tiers`` (tiers, tier changes),
+``rules`` (earning rules), ``rewards`` (rewards, redemptions, referrals, pending points),
+``codes`` (loyalty's own reward codes), ``campaigns`` (campaigns, messages), ``health``
+(customer health, fits, runs, settings, segment changes), ``surveys``, ``emails`` (receipts)
+and ``outbox`` (outbound emails). Every model is importable from ``loyalty.models``."""
+
 from .campaigns import Campaign, Message
 from .codes import RewardCode
 from .emails import EmailReceipt

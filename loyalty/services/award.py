@@ -1,6 +1,6 @@
 """The lean award path: a paid order's points in one statement on PostgreSQL.
 
-``record_order_event`` (inline, the default) first offers a ``paid`` event to
+``order_event_record`` (inline, the default) first offers a ``paid`` event to
 :func:`award_paid_inline`. On PostgreSQL, a returning member's payment (or a guest's) is then
 applied with **one statement**, ``SELECT ... FROM loyalty_award_paid_v1(...)``, inside the
 caller's savepoint. The PL/pgSQL function (migration 0014) runs, on the server:
@@ -40,20 +40,19 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.db import connection, transaction
 
 from .. import signals
 from ..adapters.base import OrderEvent
 from ..conf import loyalty_settings
-from ..config_cache import ProgramConfig, paying_rules, program_config
-from ..models import EarningRule, Member, PointsEntry, Program, Tier
+from ..config_cache import ProgramConfig, program_config
+from ..models import Member, PointsEntry, Program, Tier
 from ..models import OrderEvent as InboxEvent
 from ..selectors import TIER_ENTRY_KEY_PREFIX
 from .campaigns import ATTRIBUTION_CANDIDATES
+from .order_points import first_order_pays, lot_expiry, points_by_tier, qualification_keys, tier_crossed
 from .pending import pending_until
-from .tiers import _decide
 
 #: Vendors with the one-statement path; others take the portable path (same rows).
 FAST_VENDORS = frozenset({"postgresql"})
@@ -85,69 +84,6 @@ def programs_forget() -> None:
 
 def fast_path_available() -> bool:
     return connection.vendor in FAST_VENDORS
-
-
-# --- what a paid order earns (shared by the inline statement and the deferred batches) --------
-
-
-def points_by_tier(program: Program, config: ProgramConfig, event: OrderEvent) -> tuple[int, dict[int, int]]:
-    """Points of the order without a tier, and for a member of each tier (tier and campaign
-    multipliers, rounded down once: ``Program.points_for``, as the portable path computes them)."""
-    campaign = config.campaign_multiplier(amount=event.amount, at=event.occurred_at)
-    base = program.points_for(event.amount, multiplier=Decimal("1") * campaign)
-    return base, {
-        tier.pk: program.points_for(event.amount, multiplier=tier.multiplier * campaign) for tier in config.tiers
-    }
-
-
-def lot_expiry(program: Program, at: datetime) -> datetime | None:
-    """``expires_at`` of a lot credited at ``at`` (as ``points_credit`` sets it)."""
-    if program.expiry_policy != Program.ExpiryPolicy.PER_LOT or not program.points_lifetime_days:
-        return None
-    return at + timedelta(days=program.points_lifetime_days)
-
-
-def first_order_pays(program: Program, event: OrderEvent) -> bool:
-    """Whether a member's first order would pay a first-purchase bonus rule."""
-    return bool(paying_rules(program, EarningRule.Kind.FIRST_PURCHASE, event.occurred_at, event.amount))
-
-
-def qualification_keys(config: ProgramConfig) -> list[tuple[str, int, int]]:
-    """``(qualifies_by, window_days, highest rank using it)`` for each window the tiers use."""
-    best: dict[tuple[str, int], int] = {}
-    for tier in config.tiers:
-        key = (tier.qualifies_by, tier.window_days)
-        best[key] = max(best.get(key, tier.rank), tier.rank)
-    return [(kind, days, rank) for (kind, days), rank in sorted(best.items())]
-
-
-def tier_crossed(
-    config: ProgramConfig,
-    *,
-    tier_id: int | None,
-    before: dict[tuple[str, int], Decimal | int],
-    at: datetime,
-    spend: Decimal,
-    points: int,
-) -> bool:
-    """Whether adding this order (``spend``, approved ``points``) to the qualifying values
-    ``before`` it reaches a higher tier (the decision ``tier_evaluate`` would take)."""
-    current = config.tier_by_id(tier_id)
-    higher = [t for t in config.tiers if current is None or t.rank > current.rank]
-    if not higher:
-        return False
-    values: dict[tuple[str, int], Decimal | int] = {}
-    for tier in higher:
-        key = (tier.qualifies_by, tier.window_days)
-        if key in values:
-            continue
-        value = before.get(key)
-        if value is None:
-            return True  # not measured: let tier_evaluate decide
-        if tier.window_days > 0:  # the order is inside its own window (at - days, at]
-            value = value + (spend if tier.qualifies_by == _SPEND else points)
-        values[key] = value
-    return _decide(tiers=higher, current=current, values=values, upgrades_only=True) is not None
 
 
 # --- the call ---------------------------------------------------------------------------------------
@@ -225,7 +161,7 @@ class InlineAward:
 def award_paid_inline(event: OrderEvent, *, payload: dict, now: datetime) -> InlineAward | None:
     """Apply a ``paid`` event with one call of the function; ``None`` when the portable path must.
 
-    Called inside the savepoint of ``record_order_event``; raises what the function raises
+    Called inside the savepoint of ``order_event_record``; raises what the function raises
     (the unique constraint on ``Purchase`` for a second payment of an order, say), which the
     caller handles as for the portable path.
     """

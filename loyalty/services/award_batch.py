@@ -40,6 +40,7 @@ from ..models import OrderEvent as InboxEvent
 from ..selectors import members_with_tier_qualification, tier_qualification_alias
 from . import award
 from .members import program_for_event
+from .order_points import first_order_pays, lot_expiry, points_by_tier, qualification_keys, tier_crossed
 from .pending import pending_until
 
 logger = logging.getLogger("loyalty.events")
@@ -172,7 +173,7 @@ def _first_orders(candidates: list[_Paid], go_alone: set[int]) -> None:
         if member is None or paid.row_id in go_alone or member["pk"] in seen:
             continue
         seen.add(member["pk"])
-        if member["orders_count"] == 0 and (member["has_referral"] or award.first_order_pays(paid.program, paid.event)):
+        if member["orders_count"] == 0 and (member["has_referral"] or first_order_pays(paid.program, paid.event)):
             go_alone.add(paid.row_id)
 
 
@@ -189,7 +190,7 @@ def _tier_crossings(candidates: list[_Paid], go_alone: set[int]) -> None:
         config = program_config(program)
         first, last = min(p.event.occurred_at for p in orders), max(p.event.occurred_at for p in orders)
         extra = math.ceil((last - first).total_seconds() / 86400)
-        keys = [(kind, days) for kind, days, _rank in award.qualification_keys(config)]
+        keys = [(kind, days) for kind, days, _rank in qualification_keys(config)]
         wide = [(kind, days + extra) for kind, days in keys]
         rows = (
             members_with_tier_qualification(program, at=last, keys=wide)
@@ -205,7 +206,7 @@ def _tier_crossings(candidates: list[_Paid], go_alone: set[int]) -> None:
             points[pk] += _points(paid)
         for paid in orders:
             pk = paid.member["pk"]
-            if award.tier_crossed(
+            if tier_crossed(
                 config,
                 tier_id=paid.member["tier_id"],
                 before=before.get(pk, {}),
@@ -217,7 +218,7 @@ def _tier_crossings(candidates: list[_Paid], go_alone: set[int]) -> None:
 
 
 def _points(paid: _Paid) -> int:
-    base, by_tier = award.points_by_tier(paid.program, program_config(paid.program), paid.event)
+    base, by_tier = points_by_tier(paid.program, program_config(paid.program), paid.event)
     tier_id = paid.member["tier_id"] if paid.member else None
     return by_tier.get(tier_id, base) if paid.member else 0
 
@@ -254,7 +255,7 @@ def _apply_set_based(batch: list[_Paid]) -> dict[str, int]:
             elif points:
                 balance = member["balance"] + delta[0]
                 remaining = max(0, min(points, points + balance))  # a negative balance is paid back first
-                expires_at = award.lot_expiry(paid.program, event.occurred_at)
+                expires_at = lot_expiry(paid.program, event.occurred_at)
                 delta[0] += points
                 earned.append((paid, points))
         records.append(

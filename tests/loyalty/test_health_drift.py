@@ -9,7 +9,7 @@ ranking alone. The age features let the relation itself see how old a customer i
 import numpy as np
 import pytest
 
-from loyalty.health import bgnbd, risk
+from loyalty.health import bgnbd, logistic, risk
 from loyalty.health.metrics import roc_auc
 
 WINDOW_DAYS = 91
@@ -104,12 +104,12 @@ def test_logistic_weights_are_the_optimum_so_float_noise_in_the_inputs_does_not_
                          np.log1p(rng.gamma(2.0, 20.0, n))])  # fmt: skip
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(X @ np.array([-1.0, 0.8, 0.3, -0.2]))))).astype(float)
 
-    weights = risk._logistic(X, y)
-    noisy = risk._logistic(X * (1 + 1e-13 * rng.standard_normal(X.shape)), y)
+    weights = logistic.logistic_weights(X, y)
+    noisy = logistic.logistic_weights(X * (1 + 1e-13 * rng.standard_normal(X.shape)), y)
 
     np.testing.assert_allclose(noisy, weights, rtol=0, atol=1e-9)
     p = 1 / (1 + np.exp(-(X @ weights)))
-    gradient = X.T @ (p - y) / n + 2 * risk.L2 * np.r_[0.0, weights[1:]]
+    gradient = X.T @ (p - y) / n + 2 * logistic.L2 * np.r_[0.0, weights[1:]]
     assert np.abs(gradient).max() < 1e-10
 
 
