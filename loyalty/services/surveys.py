@@ -243,17 +243,9 @@ def invitation_send(*, invitation_id: int, now: datetime | None = None) -> str:
     """Send one queued invitation now through the outbox (what the workers do in batches);
     returns its status afterwards (``sent``, ``skipped``, ``failed``, or ``queued`` when a mail
     error left it for a later attempt), ``missing`` or ``not_queued``."""
-    from .outbox import outbox_dispatch
+    from .outbox import outbox_send_now
 
-    found = SurveyInvitation.objects.filter(pk=invitation_id).values_list("status", "email__pk").first()
-    if found is None:
-        return "missing"
-    status, email_id = found
-    if status != Status.QUEUED or email_id is None:
-        return "not_queued"
-    if not outbox_dispatch(now=now, ids=[email_id]).get("claimed"):
-        return "not_queued"
-    return SurveyInvitation.objects.filter(pk=invitation_id).values_list("status", flat=True).first() or "missing"
+    return outbox_send_now(model=SurveyInvitation, pk=invitation_id, now=now)
 
 
 def invitation_opened(*, invitation: SurveyInvitation, at: datetime | None = None) -> bool:

@@ -17,7 +17,6 @@ from ..rewards import reward_redeem
 from .rendering import campaign_language, in_language
 from .selection import marketing_unreachable_reason
 
-Status = Message.Status
 Incentive = Campaign.Incentive
 
 
@@ -143,14 +142,6 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
     """Send one queued message now through the outbox (what the workers do in batches);
     returns the message's status afterwards (``sent``, ``skipped``, ``failed``, or ``queued``
     when a mail error left it for a later attempt), ``missing`` or ``not_queued``."""
-    from ..outbox import outbox_dispatch
+    from ..outbox import outbox_send_now
 
-    found = Message.objects.filter(pk=message_id).values_list("status", "email__pk").first()
-    if found is None:
-        return "missing"
-    status, email_id = found
-    if status != Status.QUEUED or email_id is None:
-        return "not_queued"
-    if not outbox_dispatch(now=now, ids=[email_id]).get("claimed"):
-        return "not_queued"
-    return Message.objects.filter(pk=message_id).values_list("status", flat=True).first() or "missing"
+    return outbox_send_now(model=Message, pk=message_id, now=now)

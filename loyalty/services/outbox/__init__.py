@@ -43,6 +43,7 @@ from .dispatch import (
     outbox_dispatch,
     outbox_dispatch_due,
     outbox_expire,
+    outbox_send_now,
 )
 from .prepare import (
     Batch,
@@ -92,6 +93,7 @@ __all__ = [
     "max_attempts",
     "outbox_claim",
     "outbox_dispatch",
+    "outbox_send_now",
     "outbox_dispatch_due",
     "outbox_expire",
     "outbox_nudge",

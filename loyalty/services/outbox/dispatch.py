@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -205,6 +205,23 @@ def outbox_dispatch(
         _send(ready, flusher)
     flusher.flush()
     return {"claimed": len(claimed), **flusher.counts}
+
+
+def outbox_send_now(*, model: type[models.Model], pk: int, now: datetime | None = None) -> str:
+    """Send the email of one queued row of ``model`` (a campaign ``Message``, a ``SurveyInvitation``:
+    a ``status`` and an ``email`` link to its outbox row) now, as the workers do in batches. Returns
+    the row's status afterwards (``sent``, ``skipped``, ``failed``, or ``queued`` when a mail error
+    left it for a later attempt), ``missing`` or ``not_queued``."""
+    rows = model.objects.filter(pk=pk)
+    found = rows.values_list("status", "email__pk").first()
+    if found is None:
+        return "missing"
+    status, email_id = found
+    if status != model.Status.QUEUED or email_id is None:
+        return "not_queued"
+    if not outbox_dispatch(now=now, ids=[email_id]).get("claimed"):
+        return "not_queued"
+    return rows.values_list("status", flat=True).first() or "missing"
 
 
 def _send(ready: list[Prepared], flusher: _Flusher) -> None:
