@@ -166,13 +166,13 @@ def test_the_demo_settings_and_the_defaults_agree(settings):
     assert "Beat tasks: 13 unchanged." in setup()
 
 
-def _migrate_0014(direction: str) -> None:
-    migration = importlib.import_module("loyalty.migrations.0014_points_expire_task_name")
+def _migrate_0015(direction: str) -> None:
+    migration = importlib.import_module("loyalty.migrations.0015_points_expire_task_name")
     getattr(migration, direction)(django_apps, SimpleNamespace(connection=connection))
 
 
 def test_the_renamed_expiry_task_keeps_the_entry_staff_had():
-    """The expiry task became points_expire: 0014 renames the old beat entry (its schedule and state
+    """The expiry task became points_expire: 0015 renames the old beat entry (its schedule and state
     kept), drops a default copy beat made under the new name, and the old task name still runs."""
     setup()
     new = PeriodicTask.objects.get(name="loyalty-points-expire")
@@ -180,12 +180,12 @@ def test_the_renamed_expiry_task_keeps_the_entry_staff_had():
         name="loyalty-expire-points", task="loyalty.tasks.expire_points", crontab=new.crontab, enabled=False
     )
 
-    _migrate_0014("forwards")
+    _migrate_0015("forwards")
 
     row = PeriodicTask.objects.get(name="loyalty-points-expire")
     assert (row.pk, row.task, row.enabled) == (old.pk, "loyalty.tasks.points_expire", False)
     assert not PeriodicTask.objects.filter(task="loyalty.tasks.expire_points").exists()
     assert {"loyalty.tasks.points_expire", "loyalty.tasks.expire_points"} <= set(app.tasks)
 
-    _migrate_0014("backwards")
+    _migrate_0015("backwards")
     assert PeriodicTask.objects.get(pk=old.pk).task == "loyalty.tasks.expire_points"

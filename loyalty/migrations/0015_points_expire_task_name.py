@@ -45,7 +45,7 @@ def backwards(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("loyalty", "0013_staff_adjust_index"),
+        ("loyalty", "0014_award_paid_function"),
     ]
 
     operations = [
