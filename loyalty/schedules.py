@@ -40,6 +40,11 @@ DEFAULT_SCHEDULES: dict[str, float | dict[str, str]] = {
     # Post-purchase surveys: orders paid a survey's delay ago, hourly (once per order).
     "loyalty.tasks.send_survey_invitations": {"minute": "20"},
 }
+#: Beat tasks renamed: old task name → new. :func:`schedules_setup` moves a django-celery-beat entry
+#: that still names the old task to the new task and entry name, keeping its schedule and state; the
+#: old task names stay registered in ``loyalty.tasks`` (queued messages, settings copied from an
+#: earlier install.md). docs/upgrading.md, "Renamed services and tasks".
+RENAMED_TASKS = {"loyalty.tasks.expire_points": "loyalty.tasks.points_expire"}
 CRONTAB_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")  # cron's order
 _CAMPAIGN_ENTRY = re.compile(r"^loyalty-campaign-(\d+)$")
 
@@ -148,11 +153,31 @@ def _campaign_state(name: str) -> dict | None:
     return PeriodicTask.objects.filter(name=name).values(*fields).first()
 
 
+def _follow_renames() -> list[ScheduleChange]:
+    """Entries that name a renamed task (:data:`RENAMED_TASKS`) name the new one; the default entry
+    takes the new entry name, replacing a default copy beat may have made from the new settings."""
+    from django_celery_beat.models import PeriodicTask
+
+    changes = []
+    for old, new in RENAMED_TASKS.items():
+        for periodic in PeriodicTask.objects.filter(task=old).order_by("pk"):
+            was = periodic.name
+            if periodic.name == entry_name(old):
+                for duplicate in PeriodicTask.objects.filter(name=entry_name(new)):
+                    duplicate.delete()  # instance delete: beat is told
+                periodic.name = entry_name(new)
+            periodic.task = new
+            periodic.save()  # save(), not update(): beat notices the change through PeriodicTasks
+            changes.append(ScheduleChange(periodic.name, "renamed", f"was {was}, {old}; schedule kept"))
+    return changes
+
+
 def schedules_setup(*, reset: bool = False) -> list[ScheduleChange]:
     """Register every loyalty beat task as a django-celery-beat ``PeriodicTask`` and sync one
     entry per campaign. Idempotent: a second call changes nothing.
 
-    A missing entry is created with its default. An entry that differs from it (staff changed
+    An entry of a renamed task (:data:`RENAMED_TASKS`) first follows the new name. A missing
+    entry is created with its default. An entry that differs from it (staff changed
     the schedule, disabled it, gave it arguments) is kept, unless ``reset``, which restores the
     default and enables it. Campaign entries go through ``campaign_schedule_sync`` (which keeps
     staff's schedule, ``reset`` or not); entries named ``loyalty-campaign-<id>`` whose campaign is
@@ -164,7 +189,7 @@ def schedules_setup(*, reset: bool = False) -> list[ScheduleChange]:
     from .services.campaigns import SCHEDULE_TASK, campaign_schedule_name, campaign_schedule_sync
 
     tz = _timezone()
-    changes: list[ScheduleChange] = []
+    changes: list[ScheduleChange] = _follow_renames()
     for task, spec in DEFAULT_SCHEDULES.items():
         name = entry_name(task)
         default = f"{describe(spec)}" + (f" ({tz})" if isinstance(spec, dict) else "")

@@ -39,6 +39,7 @@ class Command(BaseCommand):
             "updated": self.style.SUCCESS,
             "removed": self.style.WARNING,
             "kept": self.style.NOTICE,
+            "renamed": self.style.WARNING,
         }
         prefix = "would be " if dry_run else ""
         for heading, campaign in (("Loyalty beat tasks", False), ("Campaign schedules", True)):
