@@ -23,7 +23,7 @@ sync_api = pytest.importorskip(
 )
 
 from loyalty.models import Member, Redemption, Reward  # noqa: E402
-from loyalty.services import adjust_points, member_enroll  # noqa: E402
+from loyalty.services import member_enroll, points_adjust  # noqa: E402
 from shop.models import Order, Product  # noqa: E402
 from tests.factories import ProgramFactory, UserFactory  # noqa: E402
 from tests.test_browser import CHROMIUM_ARGS, TIMEOUT_MS  # noqa: E402
@@ -67,7 +67,7 @@ def test_pay_part_of_an_order_with_points_from_the_cart(browser, live_server, sh
     )
     user = UserFactory(email="giulia@example.com", first_name="Giulia")
     member = member_enroll(program=program, user=user)[0]
-    adjust_points(member=member, points=1330, reason="Welcome gift")
+    points_adjust(member=member, points=1330, reason="Welcome gift")
     oil = Product.objects.create(name="Olio extravergine", slug="olio-extravergine", price=Decimal("40.00"))
 
     context = browser.new_context(base_url=live_server.url, locale="en-GB", viewport=WIDE)

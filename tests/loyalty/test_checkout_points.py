@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from loyalty.exceptions import InsufficientPoints, LoyaltyError, TierTooLow
 from loyalty.models import Member, PointsEntry, Program, Redemption, Reward, RewardCode, Tier
-from loyalty.services import adjust_points, member_enroll
+from loyalty.services import member_enroll, points_adjust
 from loyalty.services.checkout_points import (
     TOKEN_SALT,
     checkout_token_issue,
@@ -37,7 +37,7 @@ def points_reward(program, **fields) -> Reward:
 
 
 def give(member, points: int) -> Member:
-    adjust_points(member=member, points=points, reason="test start")
+    points_adjust(member=member, points=points, reason="test start")
     member.refresh_from_db()
     return member
 
@@ -319,7 +319,7 @@ def test_a_tier_below_the_rewards_is_refused(rich, reward, program):
 
 def test_after_a_concurrent_spend_the_points_are_refused(rich):
     quote = points_discount_quote(member=rich, order_total=Decimal("50"), currency=EUR, basket="cart-1")
-    adjust_points(member=rich, points=-1000, reason="spent elsewhere meanwhile")
+    points_adjust(member=rich, points=-1000, reason="spent elsewhere meanwhile")
     with pytest.raises(InsufficientPoints):
         points_discount_apply(
             member=rich, checkout_token=quote.checkout_token, points=1300, order_total=Decimal("50"), currency=EUR

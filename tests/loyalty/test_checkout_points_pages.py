@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from loyalty.models import Member, Redemption, Reward
-from loyalty.services import adjust_points, member_enroll
+from loyalty.services import member_enroll, points_adjust
 from shop import services as shop
 from shop.models import Order
 from tests.factories import ProductFactory, UserFactory
@@ -29,7 +29,7 @@ def reward(program):
 
 @pytest.fixture
 def shopper(client, member, customer, reward):
-    adjust_points(member=member, points=1330, reason="start")
+    points_adjust(member=member, points=1330, reason="start")
     client.force_login(customer)
     oil = ProductFactory(name="Olive oil", price=Decimal("40.00"))
     client.post(reverse("shop:cart_add"), {"product": oil.pk, "quantity": 1})
@@ -162,7 +162,7 @@ def test_nothing_shows_without_a_points_discount_or_for_guests(client, member, c
 
 
 def test_too_few_points_says_how_many_are_needed(client, member, customer, reward):
-    adjust_points(member=member, points=40, reason="start")
+    points_adjust(member=member, points=40, reason="start")
     client.force_login(customer)
     oil = ProductFactory(price=Decimal("40.00"))
     client.post(reverse("shop:cart_add"), {"product": oil.pk, "quantity": 1})
@@ -193,7 +193,7 @@ def test_a_cart_that_shrinks_below_the_codes_cap_loses_the_discount_and_keeps_th
 
 
 def test_another_member_never_sees_a_points_code_label(client, member, customer, reward):
-    adjust_points(member=member, points=600, reason="start")
+    points_adjust(member=member, points=600, reason="start")
     client.force_login(customer)
     oil = ProductFactory(price=Decimal("40.00"))
     client.post(reverse("shop:cart_add"), {"product": oil.pk, "quantity": 1})
@@ -207,7 +207,7 @@ def test_another_member_never_sees_a_points_code_label(client, member, customer,
 
 
 def test_the_panel_says_worth_only_with_a_points_discount(client, member, customer, reward):
-    adjust_points(member=member, points=1331, reason="start")
+    points_adjust(member=member, points=1331, reason="start")
     client.force_login(customer)
     page = client.get(reverse("shop:account")).text
     # Whole steps only: 1300 of the 1331 points pay in the cart.
@@ -219,7 +219,7 @@ def test_the_panel_says_worth_only_with_a_points_discount(client, member, custom
 
 def test_the_panel_says_how_many_points_are_missing_below_the_fewest(client, member, customer, reward):
     Reward.objects.filter(pk=reward.pk).update(points_cost=500, points_step=100)
-    adjust_points(member=member, points=420, reason="start")
+    points_adjust(member=member, points=420, reason="start")
     client.force_login(customer)
     page = client.get(reverse("shop:account")).text
     assert "80 more points and you can pay with points in the cart." in page and "Worth" not in page
@@ -235,11 +235,11 @@ def test_how_it_works_explains_paying_with_points(client, program, reward):
 
 
 def test_a_points_discount_cannot_be_redeemed_for_a_code(member, reward):
-    from loyalty.services import redeem
+    from loyalty.services import reward_redeem
 
-    adjust_points(member=member, points=500, reason="start")
+    points_adjust(member=member, points=500, reason="start")
     with pytest.raises(Exception) as caught:
-        redeem(member=member, reward=reward)
+        reward_redeem(member=member, reward=reward)
     assert caught.value.code == "reward_used_at_checkout" and balance(member) == 500
 
 

@@ -107,7 +107,7 @@ def test_concurrent_checkout_points_never_overspend_and_leave_one_live_code(post
     Reward.objects.create(
         program=member.program, name="Pay with points", kind="points_discount", points_cost=100, points_step=100
     )
-    adjust_points(member=member, points=1000, reason="start")
+    points_adjust(member=member, points=1000, reason="start")
     jobs = [("cart-1", 600), ("cart-1", 700), ("cart-1", 600), ("cart-2", 800), ("cart-2", 500), ("cart-3", 900)]
     barrier = threading.Barrier(len(jobs))
     outcomes: list[str] = []

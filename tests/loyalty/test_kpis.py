@@ -409,7 +409,7 @@ def test_points_used_at_checkout_count_once_and_the_liability_includes_held_code
     """Changing the points in the cart debits and gives back: neither counts as issued or redeemed;
     points used on an order count at checkout with their money; a code not used yet is still owed."""
     from loyalty.models import Reward
-    from loyalty.services import adjust_points, member_enroll
+    from loyalty.services import member_enroll, points_adjust
     from loyalty.services.checkout_points import checkout_token_issue, points_discount_apply
     from shop import services as shop
     from tests.factories import ProductFactory, UserFactory
@@ -417,7 +417,7 @@ def test_points_used_at_checkout_count_once_and_the_liability_includes_held_code
     Reward.objects.create(program=program, name="Pay", kind="points_discount", points_cost=100, points_step=100)
     user = UserFactory()
     member = member_enroll(program=program, user=user)[0]
-    adjust_points(member=member, points=1000, reason="start", idempotency_key="start")
+    points_adjust(member=member, points=1000, reason="start", idempotency_key="start")
 
     def use(points, basket):
         token = checkout_token_issue(member=member, basket=basket)
