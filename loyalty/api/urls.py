@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import views
+from . import staff_views, views
 
 app_name = "loyalty_api"
 
@@ -15,11 +15,13 @@ urlpatterns = [
     path("referral/", views.ReferralView.as_view(), name="referral"),
     path("checkout/points/", views.CheckoutPointsView.as_view(), name="checkout-points"),
     path("checkout/points/remove/", views.CheckoutPointsRemoveView.as_view(), name="checkout-points-remove"),
-    path("staff/members/", views.StaffMemberListView.as_view(), name="staff-members"),
-    path("staff/members/<int:pk>/", views.StaffMemberDetailView.as_view(), name="staff-member"),
-    path("staff/members/<int:pk>/adjust/", views.StaffAdjustView.as_view(), name="staff-member-adjust"),
-    path("staff/kpis/", views.StaffKpisView.as_view(), name="staff-kpis"),
-    path("staff/campaigns/<int:pk>/report/", views.StaffCampaignReportView.as_view(), name="staff-campaign-report"),
+    path("staff/members/", staff_views.StaffMemberListView.as_view(), name="staff-members"),
+    path("staff/members/<int:pk>/", staff_views.StaffMemberDetailView.as_view(), name="staff-member"),
+    path("staff/members/<int:pk>/adjust/", staff_views.StaffAdjustView.as_view(), name="staff-member-adjust"),
+    path("staff/kpis/", staff_views.StaffKpisView.as_view(), name="staff-kpis"),
+    path(
+        "staff/campaigns/<int:pk>/report/", staff_views.StaffCampaignReportView.as_view(), name="staff-campaign-report"
+    ),
     # Last: any other URL under the prefix (an unknown endpoint, a negative id) is a JSON 404 too.
     re_path(r"^.*$", views.UnknownEndpointView.as_view(), name="unknown"),
 ]

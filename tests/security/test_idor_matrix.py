@@ -16,7 +16,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from loyalty.api.views import StaffMixin
+from loyalty.api.staff_views import StaffMixin
 from loyalty.models import Campaign, Member, PointsEntry, Program, Redemption, Reward
 from loyalty.services import member_enroll, points_credit, reward_redeem
 from tests.factories import ProductFactory, UserFactory, paid_order
