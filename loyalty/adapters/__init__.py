@@ -1,7 +1,7 @@
 """Adapters join a shop to loyalty: ``base`` (``OrderEvent``, ``BaseAdapter`` and what an
-adapter returns), ``oscar`` (the ready adapter for django-oscar), and the registry here:
-:func:`get_adapter`, the one way loyalty reaches the adapter configured in
-``LOYALTY["ADAPTER"]``."""
+adapter returns), ``oscar`` (the ready adapter for django-oscar; its backfill in
+``oscar_history``), and the registry here: :func:`get_adapter`, the one way loyalty reaches
+the adapter configured in ``LOYALTY["ADAPTER"]``."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ It listens to oscar's ``order_placed`` (sent by ``OrderCreator.place_order``) an
 oscar ``Voucher`` (single use, with its own ``ConditionalOffer``, ``Condition`` and
 ``Benefit``), puts the voucher of points used at checkout on the member's basket
 (``{% loyalty_checkout_points %}`` on oscar's basket page), and lists oscar's past orders for
-``manage.py loyalty_backfill``.
+``manage.py loyalty_backfill`` (``oscar_history.py``).
 
-Only this module needs django-oscar: everything of oscar's is imported when it is used,
+Only this module and ``oscar_history.py`` need django-oscar: everything of oscar's is imported when it is used,
 so ``loyalty`` itself imports without it. Subclass ``OscarAdapter`` to change the status
 mapping or the amount that earns points (class attributes below).
 """
@@ -26,8 +26,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .base import (
@@ -36,9 +35,9 @@ from .base import (
     DiscountStatus,
     EventKind,
     HistoricalOrder,
-    HistoricalStatus,
     OrderEvent,
 )
+from .oscar_history import _model, oscar_historical_orders
 
 logger = logging.getLogger("loyalty.adapters.oscar")
 
@@ -47,32 +46,6 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 # The amounts that can earn points (``OscarAdapter.AMOUNT``): ``Order`` attributes of these names.
 AMOUNTS = ("total_incl_tax", "total_excl_tax", "basket_total_incl_tax", "basket_total_excl_tax")
-
-
-def _amount_expression(name: str):
-    """``name`` (one of ``AMOUNTS``) as a database expression, for the backfill's one query."""
-    tax = name.rsplit("_", 2)[-2] + "_tax"  # incl_tax / excl_tax
-    if name.startswith("total_"):
-        return F(name)
-    Surcharge = _model("order", "Surcharge")
-    surcharges = (
-        Surcharge._default_manager.filter(order=OuterRef("pk"))
-        .order_by()
-        .values("order")
-        .annotate(total=Sum(tax))
-        .values("total")
-    )
-    zero = Value(Decimal("0.00"), output_field=DecimalField(max_digits=12, decimal_places=2))
-    return ExpressionWrapper(
-        F(f"total_{tax}") - F(f"shipping_{tax}") - Coalesce(Subquery(surcharges), zero),
-        output_field=DecimalField(max_digits=12, decimal_places=2),
-    )
-
-
-def _model(app_label: str, name: str):
-    from oscar.core.loading import get_model
-
-    return get_model(app_label, name)
 
 
 def points_condition_path() -> str:
@@ -257,52 +230,7 @@ class OscarAdapter(BaseAdapter):
     # --- backfill: oscar's past orders --------------------------------------------------
 
     def iter_historical_orders(self, *, since=None, after=None) -> Iterable[HistoricalOrder]:
-        Order = _model("order", "Order")
-        orders = Order._default_manager.all()
-        if self.PAID_STATUSES:
-            OrderStatusChange = _model("order", "OrderStatusChange")
-            reached_paid = OrderStatusChange._default_manager.filter(
-                order=OuterRef("pk"), new_status__in=self.PAID_STATUSES
-            )
-            orders = orders.filter(Q(status__in=self.PAID_STATUSES) | Exists(reached_paid))
-        if since is not None:
-            orders = orders.filter(date_placed__gte=since)
-        if after is not None:
-            placed = orders.filter(number=after).values_list("date_placed", flat=True).first()
-            if placed is None:
-                raise ValueError(f"The shop has no paid order {after!r} to resume after.")
-            orders = orders.filter(Q(date_placed__gt=placed) | Q(date_placed=placed, number__gt=after))
-        rows = (
-            orders.annotate(loyalty_amount=_amount_expression(self._amount_name()))
-            .order_by("date_placed", "number")
-            .values_list(
-                "number", "loyalty_amount", "currency", "date_placed", "user_id", "user__email", "guest_email", "status"
-            )
-        )
-        for number, amount, currency, placed, user_id, user_email, guest_email, status in rows.iterator(
-            chunk_size=5000
-        ):
-            email = (user_email if user_id is not None else guest_email) or ""
-            if user_id is None and not email:
-                logger.warning("Oscar order %s has neither a user nor a guest email: not backfilled.", number)
-                continue
-            amount = Decimal(amount).quantize(Decimal("0.01"))
-            if status in self.CANCELLED_STATUSES:
-                state, refunded = HistoricalStatus.CANCELLED, Decimal("0.00")
-            elif status in self.REFUNDED_STATUSES:
-                state, refunded = HistoricalStatus.REFUNDED, amount
-            else:
-                state, refunded = HistoricalStatus.PAID, Decimal("0.00")
-            yield HistoricalOrder(
-                reference=str(number),
-                amount=amount,
-                currency=currency,
-                paid_at=placed,
-                user_id=user_id,
-                email=email,
-                refunded_amount=refunded,
-                status=state,
-            )
+        return oscar_historical_orders(self, since=since, after=after)
 
     # --- rewards -> oscar vouchers ------------------------------------------------------
 
