@@ -19,6 +19,13 @@ def _checkout_redemptions(program: Program) -> Q:
     return Q(program=program, reward__kind=Reward.Kind.POINTS_DISCOUNT)
 
 
+def _locked(member_id: int, redemption_id: int) -> tuple[Member, Redemption]:
+    """The member, then the redemption, locked in that order (the order every redemption takes)."""
+    member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
+    redemption = Redemption.objects.select_for_update(of=("self",)).select_related("reward").get(pk=redemption_id)
+    return member, redemption
+
+
 def points_discount_order_cancelled(
     *, program: Program, order_reference: str, codes: Iterable[str] = (), at: datetime | None = None
 ) -> int:
@@ -38,10 +45,7 @@ def points_discount_order_cancelled(
     returned = 0
     for redemption_id, member_id in rows:
         with transaction.atomic():
-            member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
-            redemption = (
-                Redemption.objects.select_for_update(of=("self",)).select_related("reward").get(pk=redemption_id)
-            )
+            member, redemption = _locked(member_id, redemption_id)
             if redemption.status not in LIVE:
                 continue
             revoked = _revoke(redemption, order_reference=order_reference)
@@ -74,10 +78,7 @@ def points_discount_order_refunded(*, purchase: Purchase, at: datetime | None = 
     returned = 0
     for redemption_id, member_id in rows:
         with transaction.atomic():
-            member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
-            redemption = (
-                Redemption.objects.select_for_update(of=("self",)).select_related("reward").get(pk=redemption_id)
-            )
+            member, redemption = _locked(member_id, redemption_id)
             if redemption.status != Redemption.Status.USED:
                 continue
             if fully or purchase.amount <= 0:
