@@ -56,7 +56,7 @@ def _revoke(redemption: Redemption, *, order_reference: str = "") -> bool:
         return True
     if not redemption.code:
         return True
-    from .rewards import _adapter
+    from ..rewards import _adapter
 
     adapter = _adapter()
     if adapter is None:
@@ -129,7 +129,7 @@ def points_discount_apply(
     the token's refusals, ``checkout_completed`` (its code was used on an order), and
     ``discount_not_issued`` when the shop cannot make the code.
     """
-    from .rewards import _issue_code
+    from ..rewards import _issue_code
 
     points = _check_points(points)
     at = at or timezone.now()
