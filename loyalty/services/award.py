@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from .. import signals
 from ..adapters.base import OrderEvent
@@ -82,8 +84,35 @@ def programs_forget() -> None:
     _programs.clear()
 
 
+logger = logging.getLogger("loyalty.events")
+
+#: After the database said the award function does not exist, the portable path is taken for
+#: this long before the function is tried again (a ``migrate`` may have run meanwhile).
+MISSING_FUNCTION_RETRY_SECONDS = 300
+_function_missing_until = 0.0
+
+
+class AwardFunctionMissing(Exception):
+    """The database has no award function (migrations not applied, e.g. a test run with
+    ``--no-migrations``): the caller rolls its savepoint back and takes the portable path."""
+
+
 def fast_path_available() -> bool:
     return connection.vendor in FAST_VENDORS
+
+
+def award_function_available() -> bool:
+    """The inline award may call the function: PostgreSQL, and not found missing recently."""
+    return connection.vendor in FAST_VENDORS and time.monotonic() >= _function_missing_until
+
+
+def award_function_forget_missing() -> None:
+    global _function_missing_until
+    _function_missing_until = 0.0
+
+
+def _undefined_function(exc: DatabaseError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "42883"  # undefined_function
 
 
 # --- the call ---------------------------------------------------------------------------------------
@@ -197,7 +226,20 @@ def award_paid_inline(event: OrderEvent, *, payload: dict, now: datetime) -> Inl
         )  # fmt: skip
     params = [values.get(name) for name, _sql_type in _ARGUMENTS]  # a guest's: no member arguments
     with connection.cursor() as cursor:
-        cursor.execute(_CALL, params)
+        try:
+            cursor.execute(_CALL, params)
+        except DatabaseError as exc:
+            if not _undefined_function(exc):
+                raise
+            global _function_missing_until
+            _function_missing_until = time.monotonic() + MISSING_FUNCTION_RETRY_SECONDS
+            logger.warning(
+                "The database has no %s function (run `manage.py migrate`); paid orders take the "
+                "portable award path for the next %s seconds.",
+                FUNCTION,
+                MISSING_FUNCTION_RETRY_SECONDS,
+            )
+            raise AwardFunctionMissing() from exc
         row = cursor.fetchone()
 
     outcome, inbox_id, purchase_id, entry_id, remaining, pending_id, points, tier_id, qualified = row[:9]

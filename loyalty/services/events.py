@@ -86,7 +86,7 @@ def order_event_record(event: OrderEvent) -> EventResult:
     row: InboxEvent | None = None
     try:
         with transaction.atomic():
-            if event.kind == EventKind.PAID and award.fast_path_available():
+            if event.kind == EventKind.PAID and award.award_function_available():
                 done = award.award_paid_inline(event, payload=payload, now=now)
                 if done is not None:
                     if not done.applied:
@@ -103,6 +103,8 @@ def order_event_record(event: OrderEvent) -> EventResult:
     except _Duplicate:
         logger.info("Order event %s was already recorded; ignored.", event.event_id)
         return EventResult(InboxEvent.objects.filter(event_key=event.event_id).first(), False)
+    except award.AwardFunctionMissing:
+        return order_event_record(event)  # the savepoint is gone; the portable path this time
     except Exception as exc:  # a loyalty failure must never break the shop
         if row is None:
             row = _inbox_row(event, status=Status.PROCESSED, attempts=1, payload=payload, received_at=now)

@@ -382,6 +382,31 @@ def test_a_deleted_tier_is_noticed_by_the_statement(postgres_only, program, retu
     assert OrderEvent.objects.get(order_reference="R-4").status == OrderEvent.Status.PROCESSED
 
 
+@pytest.fixture
+def award_function_dropped():
+    """The database as a project that runs its tests with ``--no-migrations`` has it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER FUNCTION {award.FUNCTION} RENAME TO {award.FUNCTION}_away")
+    yield
+    award.award_function_forget_missing()  # the test's transaction rolls the rename back
+
+
+def test_without_the_award_function_payments_take_the_portable_path(
+    postgres_only, program, returning, award_function_dropped, caplog
+):
+    pay(returning.user, "R-2", "10.00", day=2)
+    with CaptureQueriesContext(connection) as second:
+        pay(returning.user, "R-3", "10.00", day=3)
+
+    assert [e.points for e in PointsEntry.objects.filter(reference__in=["R-2", "R-3"])] == [10, 10]
+    assert set(OrderEvent.objects.filter(order_reference__in=["R-2", "R-3"]).values_list("status", flat=True)) == {
+        OrderEvent.Status.PROCESSED
+    }
+    assert not any(award.FUNCTION in q["sql"] for q in second.captured_queries)  # not tried again at once
+    assert [r.message for r in caplog.records if "no loyalty_award_paid_v1 function" in r.message]
+    assert Member.objects.get(pk=returning.pk).balance == 1 + 10 + 10
+
+
 # --- deferred: batches ------------------------------------------------------------------------------
 
 
