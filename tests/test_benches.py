@@ -66,7 +66,9 @@ def test_backfill_bench_runs():
 
 
 def test_award_overhead_bench_runs():
-    out = run_bench("award_overhead", "--orders", "20", "--requests", "10", "--customers", "10", "--rounds", "2")
+    out = run_bench(
+        "award_overhead", "--orders", "20", "--requests", "10", "--customers", "10", "--rounds", "2", "--backlog", "200"
+    )
     assert "ratio" in out
 
 # bench/email_dispatch.py: tests/test_bench_email_dispatch.py
