@@ -123,24 +123,23 @@ def backtest_html(fit: HealthModelFit | None) -> str:
     else:
         reach = format_html(_("The backtest covers the whole {}-day horizon."), horizon_days)
     if model.level:
-        backtest, relation, drift, today = model.level
-        reach = format_html(
-            "{} {}",
-            reach,
-            format_html(
-                _(
-                    "The backtest's customers were {} days younger than today's, and {} of them lapsed in its "
-                    "window. For today's customers the learnt weights give {}, that rate moved by the purchase "
-                    "model's predicted change gives {}; the score's mean over the window is set to their "
-                    "average, {}."
-                ),
-                window_days,
-                f"{backtest:.1%}",
-                f"{relation:.1%}",
-                f"{drift:.1%}",
-                f"{today:.1%}",
-            ),
-        )
+        backtest, relation, drift, today, seen = model.level
+        if seen < 1:
+            carried = _(
+                "The backtest's customers were {} days younger than today's, and {} of them lapsed in its window. "
+                "For today's customers the learnt weights give {}; for the {} of them the backtest saw, that rate "
+                "moved by the purchase model's predicted change gives {}. The score's mean over the window is set "
+                "to {}: the average of the two for those customers, the learnt weights for newer ones."
+            )
+            values = (window_days, f"{backtest:.1%}", f"{relation:.1%}", f"{seen:.0%}", f"{drift:.1%}", f"{today:.1%}")
+        else:
+            carried = _(
+                "The backtest's customers were {} days younger than today's, and {} of them lapsed in its window. "
+                "For today's customers the learnt weights give {}, that rate moved by the purchase model's "
+                "predicted change gives {}; the score's mean over the window is set to their average, {}."
+            )
+            values = (window_days, f"{backtest:.1%}", f"{relation:.1%}", f"{drift:.1%}", f"{today:.1%}")
+        reach = format_html("{} {}", reach, format_html(carried, *values))
     rows = format_html_join(
         "", "<tr><td>{}</td><td style=\"text-align:right\">{}</td></tr>",
         ((feature_label(name), f"{weight:+.3f}") for name, weight in model.named_weights),

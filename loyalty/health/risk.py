@@ -21,9 +21,10 @@ customers, :func:`lapse_probability` is the nightly score; ``bench/at_risk_quali
    fitted on one half and scores the other), which also gives the reliability curve and the expected
    calibration error shown in admin.
 4. **Carry the level to today** (:func:`carried_to_today`): the backtest's customers were ``w`` days
-   younger than today's, so the score's mean over ``w`` is set to the average (in log-odds) of the
-   learnt relation's mean on today's customers and the backtest's lapse rate moved by the change BG/NBD
-   predicts between the two groups. The ranking does not change.
+   younger than today's, so the score's mean over ``w`` is set, for the customers the backtest saw, to the
+   average (in log-odds) of the learnt relation's mean and the backtest's lapse rate moved by the change
+   BG/NBD predicts for them since, and for customers who came after its cut to the learnt relation's mean.
+   The ranking does not change.
 5. **Score** today's customers over ``w`` with today's BG/NBD and, when ``w`` is shorter than the
    horizon, extend to the horizon with BG/NBD's own ratio P(none in horizon) / P(none in ``w``): the
    backtest's calibration holds where it was observed and the purchase model carries it further.
@@ -179,7 +180,14 @@ def features(params: bgnbd.BGNBDParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLi
     return design(params, Customers(x, t_x, T), horizon)
 
 
-LEVEL_KEYS = ("backtest", "relation", "drift", "today")
+LEVEL_KEYS = ("backtest", "relation", "drift", "today", "seen")
+
+
+def _stored_level(stored: dict | None) -> tuple[float, ...]:
+    """A stored level; one stored before the ``seen`` share applied BG/NBD's change to every customer (share 1)."""
+    if not stored:
+        return ()
+    return tuple(float(stored.get(key, 1.0)) for key in LEVEL_KEYS)
 
 
 @dataclass(frozen=True)
@@ -196,7 +204,8 @@ class RiskModel:
     reliability: tuple[tuple[float, float, int], ...] = field(default=())
     ece: float | None = None
     #: How :func:`carried_to_today` set ``shift``: (backtest lapse rate, today's mean by the learnt relation,
-    #: today's mean by BG/NBD's predicted change, the mean used), all over the window; () when not carried.
+    #: the mean by BG/NBD's predicted change of today's customers the backtest saw, the mean used, the share
+    #: of today's customers the backtest saw), over the window; () when not carried.
     level: tuple[float, ...] = field(default=())
 
     def as_dict(self) -> dict:
@@ -224,7 +233,7 @@ class RiskModel:
             target=None if data.get("target") is None else float(data["target"]),
             reliability=tuple((float(p), float(o), int(n)) for p, o, n in data.get("reliability") or ()),
             ece=None if data.get("ece") is None else float(data["ece"]),
-            level=tuple(float(data["level"][key]) for key in LEVEL_KEYS) if data.get("level") else (),
+            level=_stored_level(data.get("level")),
         )
 
     @property
@@ -397,23 +406,35 @@ def carried_to_today(backtest: Backtest, params: bgnbd.BGNBDParams, today: Custo
     customers age. Two estimates of today's mean lapse, in log-odds: the learnt relation applied to today's
     customers (right while the relation holds; on CDNOW, one ageing cohort, 2 to 3 points low on the late cuts),
     and the backtest's observed rate moved by the change BG/NBD predicts between the backtest's customers and
-    today's (right while BG/NBD's own bias holds; 3 to 5 points high where the backtest saw only customers a few
-    weeks old). The score's mean is set to their average (:data:`DRIFT_WEIGHT`). Without today's customers or
-    the backtest's, the model is returned as learnt."""
+    the same customers today (right while BG/NBD's own bias holds; 3 to 5 points high where the backtest saw
+    only customers a few weeks old). The second only speaks for the customers the backtest observed (today's
+    customers who had bought by its cut: first purchase at least a window ago); for them the level is the
+    average of the two (:data:`DRIFT_WEIGHT`), for customers who came later the learnt relation alone.
+    Without today's customers or the backtest's, the model is returned as learnt."""
     model = backtest.model
     before = backtest.customers
     if not len(today) or before is None or not len(before) or backtest.lapse_rate is None:
         return model
     a, b = model.platt
     z = a + b * linear_score(model, params, today.x, today.t_x, today.T, customers=today)
-    relation = float(sigmoid(z + model.shift).mean())
-    was = float(np.mean(bgnbd.p_no_purchase(params, model.horizon, before.x, before.t_x, before.T)))
-    now = float(np.mean(bgnbd.p_no_purchase(params, model.horizon, today.x, today.t_x, today.T)))
-    drift = sigmoid(np.array(_logit(backtest.lapse_rate) + _logit(now) - _logit(was)))
-    target = float(sigmoid(np.array((1 - DRIFT_WEIGHT) * _logit(relation) + DRIFT_WEIGHT * _logit(drift))))
+    learnt = sigmoid(z + model.shift)
+    relation = float(learnt.mean())
+    seen = today.T >= model.horizon - 1e-9  # bought by the backtest's cut: the customers it observed
+    share = float(seen.mean())
+    if seen.any():
+        was = float(np.mean(bgnbd.p_no_purchase(params, model.horizon, before.x, before.t_x, before.T)))
+        now = float(np.mean(bgnbd.p_no_purchase(params, model.horizon, today.x[seen], today.t_x[seen],
+                                                today.T[seen])))  # fmt: skip
+        drift = float(sigmoid(np.array(_logit(backtest.lapse_rate) + _logit(now) - _logit(was))))
+        mean_seen = (1 - DRIFT_WEIGHT) * _logit(float(learnt[seen].mean())) + DRIFT_WEIGHT * _logit(drift)
+        target = share * float(sigmoid(np.array(mean_seen))) + (1 - share) * float(
+            learnt[~seen].mean() if share < 1 else 0.0
+        )
+    else:
+        drift, target = relation, relation
     target = min(max(target, 1e-4), 1 - 1e-4)
     shift = brentq(lambda s: float(sigmoid(z + s).mean()) - target, -30.0, 30.0)
-    level = (backtest.lapse_rate, relation, float(drift), target)
+    level = (backtest.lapse_rate, relation, drift, target, share)
     return replace(model, shift=float(shift), level=tuple(round(v, 6) for v in level))
 
 

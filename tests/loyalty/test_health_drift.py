@@ -1,9 +1,10 @@
 """The at-risk score's level, carried from the backtest's customers to today's (pure numpy; no database).
 
 The backtest learns from customers one window younger than the ones the score is for; ``risk.carried_to_today``
-sets the score's mean over the window to the average of two estimates of today's lapse (the learnt relation
-applied to today's customers, and the backtest's rate moved by BG/NBD's predicted change), leaving the
-ranking alone. The age features let the relation itself see how old a customer is.
+sets the score's mean over the window, for the customers the backtest saw, to the average of two estimates of
+their lapse (the learnt relation, and the backtest's rate moved by BG/NBD's predicted change), and for customers
+who came after the backtest's cut to the learnt relation's, leaving the ranking alone. The age features let the
+relation itself see how old a customer is.
 """
 
 import numpy as np
@@ -39,7 +40,8 @@ def test_the_level_is_the_average_of_the_learnt_relation_and_bgnbds_predicted_ch
 
     carried = risk.carried_to_today(backtest, params, today)
 
-    rate, relation, drift, level = carried.level
+    rate, relation, drift, level, seen = carried.level
+    assert seen == 1.0  # the cohort had all bought by the backtest's cut
     assert rate == pytest.approx(cohort["lapsed"].mean(), abs=1e-6)
     assert relation == pytest.approx(risk.lapse_probability(backtest.model, params, customers=today).mean(), abs=1e-6)
     window = WINDOW_DAYS / 7
@@ -60,10 +62,38 @@ def test_today_like_the_backtest_keeps_the_backtests_rate(cohort):
 
     carried = risk.carried_to_today(backtest, backtest.cut_params, before)
 
-    rate, relation, drift, level = carried.level
+    rate, relation, drift, level, _seen = carried.level
     assert drift == pytest.approx(rate, abs=1e-6)  # nothing changed, BG/NBD predicts no change
     assert abs(relation - rate) < 0.01  # the learnt weights on their own customers: the rate they were fitted to
     assert abs(level - rate) < 0.01
+
+
+def test_customers_who_came_after_the_backtests_cut_get_the_learnt_relation_alone(cohort):
+    """BG/NBD's predicted change speaks only for the customers the backtest observed: first bought a window ago."""
+    backtest, params, today = cohort["backtest"], cohort["params"], cohort["today"]
+    window = WINDOW_DAYS / 7
+    newcomers = risk.Customers(np.zeros(500), np.zeros(500), np.linspace(0.5, window - 0.5, 500))
+    mixed = risk.Customers(np.r_[today.x, newcomers.x], np.r_[today.t_x, newcomers.t_x], np.r_[today.T, newcomers.T])
+
+    carried = risk.carried_to_today(backtest, params, mixed)
+
+    rate, relation, drift, level, seen = carried.level
+    assert seen == pytest.approx(len(today) / len(mixed), abs=1e-6)
+    alone = risk.carried_to_today(backtest, params, today)
+    assert drift == pytest.approx(alone.level[2], abs=1e-6)  # the newcomers do not move BG/NBD's change
+    learnt = risk.lapse_probability(backtest.model, params, customers=mixed)
+    expected = seen * alone.level[3] + (1 - seen) * learnt[len(today):].mean()
+    scores = risk.lapse_probability(carried, params, customers=mixed)
+    assert scores.mean() == pytest.approx(level, abs=1e-6)
+    assert level == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_level_stored_before_the_seen_share_reads_back_as_all_seen():
+    stored = {"weights": [0.1, 0.5, 0.3, 0.2, -0.4], "horizon": 8.0, "features": list(risk.FEATURES),
+              "level": {"backtest": 0.7, "relation": 0.72, "drift": 0.74, "today": 0.73}}  # fmt: skip
+    model = risk.RiskModel.from_dict(stored)
+    assert model.level == (0.7, 0.72, 0.74, 0.73, 1.0)
+    assert risk.RiskModel.from_dict(model.as_dict()) == model
 
 
 def test_without_customers_today_the_model_is_kept_as_learnt(cohort):
