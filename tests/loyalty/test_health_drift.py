@@ -82,7 +82,7 @@ def test_customers_who_came_after_the_backtests_cut_get_the_learnt_relation_alon
     alone = risk.carried_to_today(backtest, params, today)
     assert drift == pytest.approx(alone.level[2], abs=1e-6)  # the newcomers do not move BG/NBD's change
     learnt = risk.lapse_probability(backtest.model, params, customers=mixed)
-    expected = seen * alone.level[3] + (1 - seen) * learnt[len(today):].mean()
+    expected = seen * alone.level[3] + (1 - seen) * learnt[len(today) :].mean()
     scores = risk.lapse_probability(carried, params, customers=mixed)
     assert scores.mean() == pytest.approx(level, abs=1e-6)
     assert level == pytest.approx(expected, abs=1e-6)
