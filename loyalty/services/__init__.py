@@ -28,6 +28,7 @@ from .checkout_points import (
     checkout_token_issue,
     points_discount_apply,
     points_discount_quote,
+    points_discount_release,
     points_discount_remove,
 )
 from .codes import code_consume, code_issue, code_quote, code_release
@@ -81,6 +82,7 @@ __all__ = [
     "points_debit",
     "points_discount_apply",
     "points_discount_quote",
+    "points_discount_release",
     "points_discount_remove",
     "points_expire_due",
     "profile_completed",

@@ -1,7 +1,8 @@
 """Points as money at checkout (services.checkout_points): the quote, applying points for a code
 of exactly their value (idempotent per checkout, replacing gives the points back in one
 transaction), refusals with stable codes that write nothing, and the points coming back when
-the code expires unused, the order is cancelled, or refunded (pro rata by policy)."""
+the code is taken off the basket (loyalty's control or the shop's own button), expires unused,
+the order is cancelled, or refunded (pro rata by policy)."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -14,12 +15,13 @@ from django.utils import timezone
 
 from loyalty.exceptions import InsufficientPoints, LoyaltyError, TierTooLow
 from loyalty.models import Member, PointsEntry, Program, Redemption, Reward, RewardCode, Tier
-from loyalty.services import member_enroll, points_adjust
+from loyalty.services import member_enroll, points_adjust, reward_redeem
 from loyalty.services.checkout_points import (
     TOKEN_SALT,
     checkout_token_issue,
     points_discount_apply,
     points_discount_quote,
+    points_discount_release,
     points_discount_remove,
 )
 from loyalty.services.rewards import redemptions_expire_due
@@ -214,6 +216,36 @@ def test_removing_gives_the_points_back_and_twice_changes_nothing(rich):
     assert points_discount_remove(member=rich, checkout_token=token) is None
     assert balance(rich) == 1330 and not DiscountCode.objects.get(code=redemption.code).is_active
     assert_ledger_consistent()
+
+
+def test_the_shops_own_remove_gives_the_points_back_once_for_that_baskets_code_only(rich, program):
+    from loyalty.selectors import points_history_page
+
+    redemption = apply(rich, 500)
+    five_off = Reward.objects.create(program=program, name="5 off", kind=Reward.Kind.FIXED, value=5, points_cost=100)
+    reward_code = reward_redeem(member=rich, reward=five_off, idempotency_key="test:5-off")
+    assert points_discount_release(basket="cart-2", code=redemption.code) is None  # another basket's
+    assert points_discount_release(basket="cart-1", code=reward_code.code) is None  # a reward's code
+    assert Redemption.objects.get(pk=reward_code.pk).status == "issued" and balance(rich) == 730
+
+    assert points_discount_release(basket="cart-1", code=redemption.code).pk == redemption.pk
+    assert points_discount_release(basket="cart-1", code=redemption.code) is None  # twice
+    assert redemptions_expire_due(now=timezone.now() + timedelta(hours=3)) == 0  # nothing left to expire
+    token = checkout_token_issue(member=rich, basket="cart-1")
+    assert points_discount_remove(member=rich, checkout_token=token) is None  # "Don't use points" afterwards
+
+    assert balance(rich) == 1230 and not DiscountCode.objects.get(code=redemption.code).is_active
+    assert points_history_page(rich).object_list[0].note == "You took the points off your order."
+    assert_ledger_consistent()
+
+
+def test_the_shops_own_remove_leaves_a_code_an_order_used(rich, customer):
+    redemption = apply(rich, 500)
+    shop.mark_paid(order=_order_with(redemption, customer))
+
+    assert points_discount_release(basket="cart-1", code=redemption.code) is None
+    assert Redemption.objects.get(pk=redemption.pk).status == "used"
+    assert not PointsEntry.objects.filter(member=rich, idempotency_key=f"redemption:{redemption.pk}:refund").exists()
 
 
 def test_loyaltys_own_codes_work_the_same(rich, settings, customer):

@@ -20,6 +20,8 @@ Public functions (keep these signatures):
   and give its points back, in one transaction.
 - :func:`points_discount_remove` ``(*, member, checkout_token, at=None) -> Redemption | None``:
   the customer takes the points off the order; they come back.
+- :func:`points_discount_release` ``(*, basket, code, at=None) -> Redemption | None``: the
+  shop took the code off the basket with its own button; the points come back, once.
 - :func:`points_discount_order_cancelled` and :func:`points_discount_order_refunded`: what an
   order's cancellation or refund does to points used on it (called by the events service).
 
@@ -31,7 +33,7 @@ What lives here: ``quote`` (the checkout token, the points discount reward, the 
 Every public name is importable from ``loyalty.services.checkout_points``.
 """
 
-from .apply import points_discount_apply, points_discount_live, points_discount_remove
+from .apply import points_discount_apply, points_discount_live, points_discount_release, points_discount_remove
 from .orders import points_discount_order_cancelled, points_discount_order_refunded
 from .quote import (
     BASKET_MAX_LENGTH,
@@ -67,6 +69,7 @@ __all__ = [
     "points_discount_order_cancelled",
     "points_discount_order_refunded",
     "points_discount_quote",
+    "points_discount_release",
     "points_discount_remove",
     "points_discount_reward",
     "valid_for",

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from ...exceptions import InsufficientPoints, InvalidPointsAmount, PointsDiscountRefused
 from ...formats import money_text
-from ...models import Member, PointsEntry, Redemption, RewardCode
+from ...models import Member, PointsEntry, Redemption, Reward, RewardCode
 from ..ledger import points_credit, points_debit
 from .quote import (
     GIVEN_BACK,
@@ -233,6 +233,40 @@ def points_discount_remove(*, member: Member, checkout_token: str, at: datetime 
         if live.status == Redemption.Status.USED or not _revoke(live):
             raise _completed()
         _close(live, member, why="removed at checkout", at=at)
+        return live
+
+
+def points_discount_release(*, basket: str, code: str, at: datetime | None = None) -> Redemption | None:
+    """The shop took the points code ``code`` off the checkout ``basket`` by itself (its own
+    "Remove" button, not loyalty's control): as with :func:`points_discount_remove`, the code
+    stops working and the points come back at once. ``None``, writing nothing, when ``code`` is
+    no live points code of that checkout: another discount, a code given back already (a second
+    removal, an expiry: the points come back once), or one an order used."""
+    at = at or timezone.now()
+    found = (
+        Redemption.objects.filter(
+            checkout_key=basket,
+            code=code,
+            status=Redemption.Status.ISSUED,
+            reward__kind=Reward.Kind.POINTS_DISCOUNT,
+        )
+        .values_list("pk", "member_id")
+        .first()
+    )
+    if found is None:
+        return None
+    redemption_id, member_id = found
+    with transaction.atomic():
+        member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
+        live = (
+            Redemption.objects.select_for_update(of=("self",))
+            .select_related("reward")
+            .filter(pk=redemption_id, status=Redemption.Status.ISSUED)
+            .first()
+        )
+        if live is None or not _revoke(live):  # given back or used meanwhile
+            return None
+        _close(live, member, why="removed from the basket", at=at)
         return live
 
 
