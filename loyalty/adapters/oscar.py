@@ -8,7 +8,8 @@ It listens to oscar's ``order_placed`` (sent by ``OrderCreator.place_order``) an
 ``order_status_changed`` (sent by ``Order.set_status``), turns a redeemed reward into an
 oscar ``Voucher`` (single use, with its own ``ConditionalOffer``, ``Condition`` and
 ``Benefit``), puts the voucher of points used at checkout on the member's basket
-(``{% loyalty_checkout_points %}`` on oscar's basket page), and lists oscar's past orders for
+(``{% loyalty_checkout_points %}`` on oscar's basket page) and gives its points back when
+oscar's own "Remove" takes it off (``voucher_removal``), and lists oscar's past orders for
 ``manage.py loyalty_backfill`` (``oscar_history.py``).
 
 Only this module and ``oscar_history.py`` need django-oscar: everything of oscar's is imported when it is used,
@@ -158,11 +159,13 @@ class OscarAdapter(BaseAdapter):
     # --- order events -----------------------------------------------------------------
 
     def connections(self):
+        from oscar.apps.basket.signals import voucher_removal
         from oscar.apps.order.signals import order_placed, order_status_changed
 
         return [
             (order_placed, self.order_placed),
             (order_status_changed, self.order_status_changed),
+            (voucher_removal, self.voucher_removed),
         ]
 
     def _amount_name(self) -> str:
@@ -403,6 +406,32 @@ class OscarAdapter(BaseAdapter):
         """The basket's vouchers for points used at checkout (one query)."""
         return list(basket.vouchers.filter(offers__condition__proxy_class=points_condition_path()).distinct())
 
+    def checkout_reference(self, basket) -> str:
+        """The checkout an oscar basket is for loyalty: its id, until an order submits it."""
+        return f"oscar-basket-{basket.id}"
+
+    def voucher_removed(self, sender, basket=None, voucher=None, **kwargs) -> None:
+        """Oscar's own "Remove" took ``voucher`` off ``basket`` (``voucher_removal``, sent by its
+        ``VoucherRemoveView``): a points voucher of this adapter gives its points back at once,
+        as "Don't use points" does; any other voucher is none of loyalty's business. Never
+        raises into oscar's view: on an error the points still come back when the voucher expires."""
+        from ..services.checkout_points import points_discount_release
+
+        if basket is None or voucher is None or not getattr(basket, "id", None):
+            return None
+        try:
+            if not voucher.offers.filter(condition__proxy_class=points_condition_path()).exists():
+                return None
+            with transaction.atomic():
+                points_discount_release(basket=self.checkout_reference(basket), code=voucher.code)
+        except Exception:
+            logger.exception(
+                "Could not give back the points of voucher %r removed from basket %s; they come back when it expires.",
+                getattr(voucher, "code", voucher),
+                basket.id,
+            )
+        return None
+
     def checkout_basket(self, *, request) -> CheckoutBasket | None:
         """The request's oscar basket (``request.basket``, offers applied by oscar's
         ``BasketMiddleware``): its id, and its total after oscar's other discounts but before
@@ -423,7 +452,7 @@ class OscarAdapter(BaseAdapter):
             )
         total = basket.total_incl_tax if basket.is_tax_known else basket.total_excl_tax
         return CheckoutBasket(
-            reference=f"oscar-basket-{basket.id}",
+            reference=self.checkout_reference(basket),
             total=(Decimal(total) + points_off).quantize(Decimal("0.01")),
             currency=basket.currency,
             code=code,
@@ -433,13 +462,21 @@ class OscarAdapter(BaseAdapter):
         """Put the points voucher ``code`` on the request's basket in place of the one before
         (``None``: take it off). Oscar applies it on the next request, as after its own
         "Add voucher" form."""
+        from oscar.apps.basket.signals import voucher_addition
+
         Voucher = _model("voucher", "Voucher")
         basket = request.basket
+        on_basket = False
         for voucher in self._points_vouchers(basket):
-            if voucher.code != (code or "").upper():
+            if voucher.code == (code or "").upper():
+                on_basket = True  # the same points again: already there
+            else:
                 basket.vouchers.remove(voucher)
-        if code:
+        if code and not on_basket:
             voucher = Voucher._default_manager.filter(code=code.upper()).first()
             if voucher is None:
                 raise ValueError(f"No oscar voucher has the code {code!r} (REWARD_CODES must be 'adapter' for oscar).")
             basket.vouchers.add(voucher)
+            # As oscar's "Add voucher" does: its receiver counts the voucher's basket additions,
+            # which its "Remove" button counts down again (below zero, the database refuses).
+            voucher_addition.send(sender=type(self), basket=basket, voucher=voucher)

@@ -156,8 +156,9 @@ assert guest_purchase.points_earned == 0
 step("guest order", f"{order3.number} recorded for {guest_purchase.email}, no points")
 
 # 7. Points as money in oscar's basket (docs step 10): she opens her basket, uses her 40 points
-#    (worth 4.00), the total drops without a code to type, she checks out through oscar's
-#    views, and cancelling the order gives the points back.
+#    (worth 4.00), the total drops without a code to type; she takes them off with oscar's own
+#    "Remove" and they are back at once; she uses them again, checks out through oscar's views,
+#    and cancelling the order gives the points back.
 Reward.objects.create(
     program=program,
     name="Pay with points",
@@ -170,25 +171,46 @@ client = Client(HTTP_HOST="localhost")  # startproject: DEBUG on, ALLOWED_HOSTS 
 client.force_login(ada)
 added = client.post(reverse("basket:add", kwargs={"pk": book.pk}), {"quantity": 1})
 assert added.status_code == 302, added.status_code
-html = client.get(reverse("basket:summary")).content.decode()
-assert "Use my points" in html and "You have <strong>40 points</strong>, worth £4.00." in html, html[-6000:]
-form = {name: re.search(rf'name="{name}" value="([^"]*)"', html).group(1) for name in ("checkout_token", "program")}
-used = client.post(reverse("loyalty:checkout_points"), {**form, "points": "40", "next": reverse("basket:summary")})
-assert used.status_code == 302, used.status_code
-html = client.get(used.url).content.decode()
-after = re.search(r"total \(after discounts\)</th>\s*<th[^>]*>\s*(£[\d.]+)", html)
-assert after and after.group(1) == "£46.00", html[
-    html.find("basket_totals") : html.find("basket_totals") + 4000
-]  # oscar's totals table ("Cart total" in en-us)
-assert "<strong>40 points</strong> take <strong>£4.00</strong> off this order." in html
-basket = Basket.open.get(owner=ada)
-basket.strategy = Selector().strategy(user=ada)
-Applicator().apply(basket, ada)
-assert (basket.total_incl_tax_excl_discounts, basket.total_incl_tax) == (D("50.00"), D("46.00")), basket
-[points_voucher] = basket.vouchers.all()
+
+
+def use_40_points():
+    """The "Use my points" form on oscar's basket page, as she fills it in; the voucher it puts there."""
+    html = client.get(reverse("basket:summary")).content.decode()
+    assert "Use my points" in html and "You have <strong>40 points</strong>, worth £4.00." in html, html[-6000:]
+    form = {n: re.search(rf'name="{n}" value="([^"]*)"', html).group(1) for n in ("checkout_token", "program")}
+    used = client.post(reverse("loyalty:checkout_points"), {**form, "points": "40", "next": reverse("basket:summary")})
+    assert used.status_code == 302, used.status_code
+    html = client.get(used.url).content.decode()
+    after = re.search(r"total \(after discounts\)</th>\s*<th[^>]*>\s*(£[\d.]+)", html)
+    assert after and after.group(1) == "£46.00", html[
+        html.find("basket_totals") : html.find("basket_totals") + 4000
+    ]  # oscar's totals table ("Cart total" in en-us)
+    assert "<strong>40 points</strong> take <strong>£4.00</strong> off this order." in html
+    basket = Basket.open.get(owner=ada)
+    basket.strategy = Selector().strategy(user=ada)
+    Applicator().apply(basket, ada)
+    assert (basket.total_incl_tax_excl_discounts, basket.total_incl_tax) == (D("50.00"), D("46.00")), basket
+    [voucher] = basket.vouchers.all()
+    member.refresh_from_db()
+    assert member.balance == 0, member.balance
+    return voucher
+
+
+removed_voucher = use_40_points()
+step("basket with points", f"50.00 - 4.00 = 46.00 (voucher {removed_voucher.code}, balance 0)")
+
+# ... oscar's own "Remove" next to the voucher on the basket page: the points are back at once.
+removed = client.post(reverse("basket:vouchers-remove", kwargs={"pk": removed_voucher.pk}))
+assert removed.status_code == 302 and removed.url == reverse("basket:summary"), removed.status_code
 member.refresh_from_db()
-assert member.balance == 0, member.balance
-step("basket with points", f"50.00 - 4.00 = {basket.total_incl_tax} (voucher {points_voucher.code}, balance 0)")
+assert member.balance == 40, member.balance
+given_back = PointsEntry.objects.get(member=member, description="Checkout points returned: removed from the basket")
+assert given_back.points == 40 and Redemption.objects.get(code=removed_voucher.code).status == "cancelled"
+assert not Basket.open.get(owner=ada).vouchers.exists()
+step("voucher removed with oscar's Remove", f"{given_back.points} points back at once, balance {member.balance}")
+
+points_voucher = use_40_points()
+step("points used again", f"voucher {points_voucher.code}, balance 0")
 
 # ... through oscar's checkout: shipping address, the one shipping method, preview, place order.
 Country.objects.create(iso_3166_1_a2="GB", name="United Kingdom", is_shipping_country=True)
@@ -200,9 +222,10 @@ placed = client.post(reverse("checkout:preview"), {"action": "place_order"})
 assert placed.status_code == 302 and "thank-you" in placed.url, (placed.status_code, placed.content.decode()[-3000:])
 order4 = Order.objects.get(user=ada, voucherapplication__voucher=points_voucher)
 assert order4.total_incl_tax == D("46.00"), order4.total_incl_tax
+points_redemption = Redemption.objects.select_related("entry").get(code=points_voucher.code)
 spent = PointsEntry.objects.filter(member=member, kind=PointsEntry.Kind.REDEEM, points=-40)
-assert spent.count() == 1 and spent.get().description == "Paid with 40 points (-4.00 GBP)", list(spent)
-points_redemption = Redemption.objects.get(code=points_voucher.code)
+assert spent.count() == 2, list(spent)  # the removed voucher's (given back) and the order's
+assert points_redemption.entry.description == "Paid with 40 points (-4.00 GBP)", points_redemption.entry
 assert (points_redemption.status, points_redemption.order_reference) == ("used", str(order4.number))
 member.refresh_from_db()
 assert member.balance == 46, member.balance  # 46.00 paid earns 46 points

@@ -6,9 +6,9 @@ code block of docs/oscar.md marked ``<!-- sandbox: <path> -->`` (appended to the
 exists, created otherwise). It runs ``migrate`` and ``check`` in subprocesses and then
 ``scenario.py`` in the project: a real order through oscar's ``OrderCreator``, points, a
 reward redeemed as an oscar voucher that oscar's ``Applicator`` applies, a cancellation, a
-guest order, points used from oscar's basket page and an order placed with them through
-oscar's checkout views (then cancelled: the points come back) and the account panel on
-oscar's profile page.
+guest order, points used from oscar's basket page and taken off with oscar's own "Remove"
+(back at once), then used again on an order placed through oscar's checkout views (then
+cancelled: the points come back) and the account panel on oscar's profile page.
 
 SQLite in the project directory; with ``DATABASE_URL`` set to PostgreSQL, a database of its
 own named ``<name>_oscar_docs`` on that server (dropped and created by the test).

@@ -16,12 +16,13 @@ from django.template import Context, Template
 from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
+from oscar.apps.basket.signals import voucher_addition, voucher_removal
 from oscar.apps.order.signals import order_placed
 from oscar.core.loading import get_class, get_model
 
 from loyalty.adapters.base import DiscountStatus, HistoricalStatus
 from loyalty.adapters.oscar import OscarAdapter, points_condition_path
-from loyalty.models import Member, OrderEvent, Purchase, Redemption, Reward
+from loyalty.models import Member, OrderEvent, PointsEntry, Purchase, Redemption, Reward
 from loyalty.receivers import connect_adapter
 from loyalty.services import member_enroll, points_adjust, reward_redeem
 from loyalty.services.checkout_points import checkout_token_issue
@@ -385,6 +386,108 @@ def test_taking_the_points_off_removes_the_voucher_and_gives_them_back(shopper, 
     assert balance(member.user) == 10_000
     voucher.refresh_from_db()
     assert not voucher.is_active()
+
+
+def remove_with_oscars_button(client, voucher):
+    """Post oscar's own "Remove" next to the voucher on its basket page (``VoucherRemoveView``);
+    the message oscar leaves."""
+    response = client.post(reverse("basket:vouchers-remove", kwargs={"pk": voucher.pk}))
+    assert response.status_code == 302 and response.url == reverse("basket:summary")
+    return [str(m) for m in get_messages(response.wsgi_request)][-1]
+
+
+def returned_entries(member):
+    return PointsEntry.objects.filter(member=member, description__startswith="Checkout points returned")
+
+
+def test_oscars_own_remove_button_gives_the_points_back_at_once(shopper, member):
+    use_points(shopper, member, 500)
+    use_points(shopper, member, 500)  # a double press
+    voucher, redemption = live_points_voucher(shopper)
+    assert voucher.num_basket_additions == 1  # counted as oscar's "Add voucher" counts
+
+    assert remove_with_oscars_button(shopper, voucher) == f"Voucher '{voucher.code}' removed from basket"
+    assert balance(member.user) == 10_000
+    [returned] = returned_entries(member)
+    assert (returned.points, returned.idempotency_key) == (500, f"redemption:{redemption.pk}:refund")
+    assert returned.description == "Checkout points returned: removed from the basket"
+    redemption.refresh_from_db()
+    assert (redemption.status, redemption.points_returned) == (Redemption.Status.CANCELLED, 500)
+    voucher.refresh_from_db()
+    assert not voucher.is_active() and voucher.offers.get().is_suspended  # typed in again, it takes nothing off
+    assert voucher.num_basket_additions == 0
+    assert basket_totals(shopper) == (D("100.00"), D("100.00"))
+    call_command("loyalty_check_ledger")
+
+
+def test_removing_the_points_voucher_twice_gives_the_points_back_once(shopper, member):
+    use_points(shopper, member, 500)
+    voucher, redemption = live_points_voucher(shopper)
+    remove_with_oscars_button(shopper, voucher)
+
+    assert remove_with_oscars_button(shopper, voucher) == f"No voucher found with id '{voucher.pk}'"  # a second tab
+    OscarAdapter().voucher_removed(sender=None, basket=shopper.basket, voucher=voucher)  # a signal delivered twice
+    assert redemptions_expire_due(now=redemption.expires_at + timedelta(seconds=1)) == 0  # nothing left to expire
+
+    assert balance(member.user) == 10_000
+    assert returned_entries(member).count() == 1
+    call_command("loyalty_check_ledger")
+
+
+def test_removing_a_voucher_that_is_not_points_changes_nothing(shopper, member):
+    redemption, voucher = reward_voucher(member, kind=Reward.Kind.FIXED, value=D("10.00"))
+    added = shopper.post(reverse("basket:vouchers-add"), {"code": voucher.code})  # oscar's "Add voucher"
+    assert [str(m) for m in get_messages(added.wsgi_request)] == [f"Voucher '{voucher.code}' added to basket"]
+    assert basket_totals(shopper) == (D("100.00"), D("90.00"))
+
+    assert remove_with_oscars_button(shopper, voucher) == f"Voucher '{voucher.code}' removed from basket"
+    redemption.refresh_from_db()
+    voucher.refresh_from_db()
+    assert redemption.status == Redemption.Status.ISSUED and voucher.is_active()
+    assert balance(member.user) == 10_000 - 100
+    assert not returned_entries(member).exists()
+
+
+def test_the_points_voucher_removed_from_another_basket_gives_nothing_back(shopper, member, make_basket):
+    use_points(shopper, member, 500)
+    voucher, redemption = live_points_voucher(shopper)
+    stranger = get_user_model().objects.create_user(username="bob", email="bob@example.com", password="x")
+    basket = make_basket(stranger)
+    basket.vouchers.add(voucher)  # the code typed into someone else's basket, and taken off there
+    voucher_addition.send(sender=None, basket=basket, voucher=voucher)
+
+    voucher_removal.send(sender=None, basket=basket, voucher=voucher)
+    redemption.refresh_from_db()
+    assert redemption.status == Redemption.Status.ISSUED and voucher.is_active()
+    assert balance(member.user) == 10_000 - 500
+    assert basket_totals(shopper) == (D("100.00"), D("95.00"))  # still on the member's own basket
+
+
+class RevokeFails(OscarAdapter):
+    """A shop whose database hiccups while loyalty ends a voucher."""
+
+    def revoke_discount(self, *, code):
+        raise RuntimeError("the shop's database went away")
+
+
+def test_a_removal_that_fails_never_breaks_oscars_view_and_the_points_come_back_at_expiry(
+    adapter_swap, settings, shopper, member, caplog
+):
+    use_points(shopper, member, 500)
+    voucher, redemption = live_points_voucher(shopper)
+    settings.LOYALTY = {**settings.LOYALTY, "ADAPTER": f"{__name__}.RevokeFails"}
+    adapter_swap()
+
+    with caplog.at_level(logging.ERROR, logger="loyalty"):
+        assert remove_with_oscars_button(shopper, voucher) == f"Voucher '{voucher.code}' removed from basket"
+    [record] = [r for r in caplog.records if r.name == "loyalty.adapters.oscar"]
+    assert voucher.code in record.getMessage() and "come back when it expires" in record.getMessage()
+    assert Redemption.objects.get(pk=redemption.pk).status == Redemption.Status.ISSUED  # nothing half done
+    assert balance(member.user) == 10_000 - 500
+
+    assert redemptions_expire_due(now=redemption.expires_at + timedelta(seconds=1)) == 1
+    assert balance(member.user) == 10_000
+    call_command("loyalty_check_ledger")
 
 
 def test_points_above_the_cap_are_refused_and_nothing_is_written(shopper, member):
