@@ -102,7 +102,8 @@ def check_site_url(app_configs=None, **kwargs):
 
 @register()
 def check_reward_codes(app_configs=None, **kwargs):
-    """Rewards need someone to make their codes: the adapter's ``issue_discount``, or loyalty."""
+    """Rewards need someone to make their codes: the adapter's ``issue_discount``, or loyalty.
+    Oscar's basket takes only the oscar adapter's own vouchers."""
     from .adapters.base import BaseAdapter
     from .conf import loyalty_settings
 
@@ -110,7 +111,25 @@ def check_reward_codes(app_configs=None, **kwargs):
         adapter, reward_codes = loyalty_settings.ADAPTER, loyalty_settings.REWARD_CODES
     except Exception:  # reported by check_settings (loyalty.E001)  # noqa: BLE001
         return []
-    if reward_codes != "adapter" or not (isinstance(adapter, type) and issubclass(adapter, BaseAdapter)):
+    if not (isinstance(adapter, type) and issubclass(adapter, BaseAdapter)):
+        return []
+    if reward_codes == "loyalty":
+        from .adapters.oscar import OscarAdapter  # imports nothing of oscar's
+
+        if issubclass(adapter, OscarAdapter):
+            return [
+                Error(
+                    f'LOYALTY["ADAPTER"] is {adapter.__name__} (django-oscar) and LOYALTY["REWARD_CODES"] is '
+                    '"loyalty": "Use my points" in oscar\'s basket fails with a ValueError (it puts the adapter\'s '
+                    "own oscar voucher on the basket, and loyalty's own codes are not oscar vouchers), and oscar's "
+                    "voucher form does not know loyalty's reward codes either.",
+                    hint='Remove "REWARD_CODES" from LOYALTY in settings.py (the default, "adapter", makes oscar '
+                    "vouchers for rewards and for points used in the basket; docs/oscar.md).",
+                    id="loyalty.E009",
+                )
+            ]
+        return []
+    if reward_codes != "adapter":
         return []
     if adapter.issue_discount is BaseAdapter.issue_discount:
         return [

@@ -1,7 +1,8 @@
 """Each trap a shop owner fell into is a system check message that says what to add, and where:
 no broker or no Celery app, a broker without its client library, a layout template that does
-not load, static files not set up, rewards nobody can make codes for. Plus the staff accounts
-left out of sign-up enrolment, and the data migration that fills members' activity columns."""
+not load, static files not set up, rewards nobody can make codes for, the oscar adapter with
+loyalty's own codes. Plus the staff accounts left out of sign-up enrolment, and the data
+migration that fills members' activity columns."""
 
 import sys
 from importlib import import_module
@@ -9,10 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 from celery import Celery
+from django.core.checks import ERROR
 from django.db import connection
 from django.utils import timezone
 
 from loyalty.adapters.base import BaseAdapter
+from loyalty.adapters.oscar import OscarAdapter
 from loyalty.checks import (
     celery_problems,
     check_base_template,
@@ -104,6 +107,29 @@ def test_an_adapter_without_issue_discount_and_without_loyalty_codes_is_a_warnin
     assert warning.id == "loyalty.W007" and '"REWARD_CODES": "loyalty"' in warning.hint
 
     settings.LOYALTY = {**settings.LOYALTY, "REWARD_CODES": "loyalty"}
+    assert check_reward_codes() == []
+
+
+class FrobshopAdapter(OscarAdapter):
+    """A shop's own oscar adapter (docs/oscar.md step 8)."""
+
+    CANCELLED_STATUSES = ("Cancelled", "Voided")
+
+
+@pytest.mark.parametrize("adapter", [OscarAdapter, FrobshopAdapter], ids=lambda a: a.__name__)
+def test_the_oscar_adapter_with_loyaltys_own_codes_is_an_error(settings, adapter):
+    settings.LOYALTY = {**settings.LOYALTY, "ADAPTER": f"{adapter.__module__}.{adapter.__qualname__}"}
+    assert check_reward_codes() == []  # "adapter", the default: oscar vouchers
+
+    settings.LOYALTY = {**settings.LOYALTY, "REWARD_CODES": "loyalty"}
+    (error,) = check_reward_codes()
+    assert error.id == "loyalty.E009" and error.level == ERROR
+    assert adapter.__name__ in error.msg and "Use my points" in error.msg
+    assert 'Remove "REWARD_CODES"' in error.hint and "docs/oscar.md" in error.hint
+
+
+def test_loyaltys_own_codes_with_another_adapter_are_no_error(settings):
+    settings.LOYALTY = {**settings.LOYALTY, "ADAPTER": f"{__name__}.PlainAdapter", "REWARD_CODES": "loyalty"}
     assert check_reward_codes() == []
 
 
