@@ -123,15 +123,17 @@ def backtest_html(fit: HealthModelFit | None) -> str:
     else:
         reach = format_html(_("The backtest covers the whole {}-day horizon."), horizon_days)
     if model.level:
-        backtest, relation, drift, today, seen = model.level
+        backtest, relation, drift, today, seen, newer = model.level
         if seen < 1:
             carried = _(
                 "The backtest's customers were {} days younger than today's, and {} of them lapsed in its window. "
-                "For today's customers the learnt weights give {}; for the {} of them the backtest saw, that rate "
-                "moved by the purchase model's predicted change gives {}. The score's mean over the window is set "
-                "to {}: the average of the two for those customers, the learnt weights for newer ones."
+                "For the {} of today's customers it saw, the learnt weights give {}, and that rate moved by the "
+                "purchase model's predicted change gives {}; for newer customers the learnt weights give {}. The "
+                "score's mean over the window is set to {}: the average of the first two for the customers the "
+                "backtest saw, the learnt weights for newer ones."
             )
-            values = (window_days, f"{backtest:.1%}", f"{relation:.1%}", f"{seen:.0%}", f"{drift:.1%}", f"{today:.1%}")
+            values = (window_days, f"{backtest:.1%}", f"{seen:.0%}", f"{relation:.1%}", f"{drift:.1%}",
+                      f"{newer:.1%}", f"{today:.1%}")  # fmt: skip
         else:
             carried = _(
                 "The backtest's customers were {} days younger than today's, and {} of them lapsed in its window. "

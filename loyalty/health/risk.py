@@ -180,14 +180,16 @@ def features(params: bgnbd.BGNBDParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLi
     return design(params, Customers(x, t_x, T), horizon)
 
 
-LEVEL_KEYS = ("backtest", "relation", "drift", "today", "seen")
+LEVEL_KEYS = ("backtest", "relation", "drift", "today", "seen", "newer")
 
 
 def _stored_level(stored: dict | None) -> tuple[float, ...]:
-    """A stored level; one stored before the ``seen`` share applied BG/NBD's change to every customer (share 1)."""
+    """A stored level; one stored before the ``seen`` share applied BG/NBD's change to every customer (share 1,
+    no newer customers: their mean is the relation's)."""
     if not stored:
         return ()
-    return tuple(float(stored.get(key, 1.0)) for key in LEVEL_KEYS)
+    known = {"seen": 1.0, "newer": stored.get("relation"), **stored}
+    return tuple(float(known[key]) for key in LEVEL_KEYS)
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,10 @@ class RiskModel:
     target: float | None = None
     reliability: tuple[tuple[float, float, int], ...] = field(default=())
     ece: float | None = None
-    #: How :func:`carried_to_today` set ``shift``: (backtest lapse rate, today's mean by the learnt relation,
-    #: the mean by BG/NBD's predicted change of today's customers the backtest saw, the mean used, the share
-    #: of today's customers the backtest saw), over the window; () when not carried.
+    #: How :func:`carried_to_today` set ``shift``, over the window: the backtest's lapse rate; for today's
+    #: customers the backtest saw, their mean by the learnt relation and by BG/NBD's predicted change; the mean
+    #: used for everyone; the share the backtest saw; the newer customers' mean by the learnt relation. () when
+    #: not carried.
     level: tuple[float, ...] = field(default=())
 
     def as_dict(self) -> dict:
@@ -418,23 +421,22 @@ def carried_to_today(backtest: Backtest, params: bgnbd.BGNBDParams, today: Custo
     a, b = model.platt
     z = a + b * linear_score(model, params, today.x, today.t_x, today.T, customers=today)
     learnt = sigmoid(z + model.shift)
-    relation = float(learnt.mean())
     seen = today.T >= model.horizon - 1e-9  # bought by the backtest's cut: the customers it observed
     share = float(seen.mean())
-    if seen.any():
+    relation = float(learnt[seen].mean()) if share > 0 else float(learnt.mean())
+    newer = float(learnt[~seen].mean()) if share < 1 else relation
+    if share > 0:
         was = float(np.mean(bgnbd.p_no_purchase(params, model.horizon, before.x, before.t_x, before.T)))
         now = float(np.mean(bgnbd.p_no_purchase(params, model.horizon, today.x[seen], today.t_x[seen],
                                                 today.T[seen])))  # fmt: skip
         drift = float(sigmoid(np.array(_logit(backtest.lapse_rate) + _logit(now) - _logit(was))))
-        mean_seen = (1 - DRIFT_WEIGHT) * _logit(float(learnt[seen].mean())) + DRIFT_WEIGHT * _logit(drift)
-        target = share * float(sigmoid(np.array(mean_seen))) + (1 - share) * float(
-            learnt[~seen].mean() if share < 1 else 0.0
-        )
+        mean_seen = float(sigmoid(np.array((1 - DRIFT_WEIGHT) * _logit(relation) + DRIFT_WEIGHT * _logit(drift))))
+        target = share * mean_seen + (1 - share) * newer
     else:
         drift, target = relation, relation
     target = min(max(target, 1e-4), 1 - 1e-4)
     shift = brentq(lambda s: float(sigmoid(z + s).mean()) - target, -30.0, 30.0)
-    level = (backtest.lapse_rate, relation, drift, target, share)
+    level = (backtest.lapse_rate, relation, drift, target, share, newer)
     return replace(model, shift=float(shift), level=tuple(round(v, 6) for v in level))
 
 

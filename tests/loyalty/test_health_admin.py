@@ -131,8 +131,9 @@ def test_admin_shows_the_backtest_reliability_curve_calibration_error_and_learnt
         level = fit.risk_model["level"]  # the level carried from the backtest's customers to today's
         assert f"{level['backtest']:.1%} of them lapsed" in page
         if level["seen"] < 1:  # customers who came after the backtest's cut get the learnt weights alone
-            assert f"for the {level['seen']:.0%} of them the backtest saw" in page
-            assert f"is set to {level['today']:.1%}: the average of the two for those customers" in page
+            assert f"For the {level['seen']:.0%} of today's customers it saw, the learnt weights give" in page
+            assert f"for newer customers the learnt weights give {level['newer']:.1%}" in page
+            assert f"is set to {level['today']:.1%}: the average of the first two" in page
         else:
             assert f"their average, {level['today']:.1%}" in page
     listing = admin_client.get(reverse("admin:loyalty_healthmodelfit_changelist")).content.decode()

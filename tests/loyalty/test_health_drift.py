@@ -40,8 +40,8 @@ def test_the_level_is_the_average_of_the_learnt_relation_and_bgnbds_predicted_ch
 
     carried = risk.carried_to_today(backtest, params, today)
 
-    rate, relation, drift, level, seen = carried.level
-    assert seen == 1.0  # the cohort had all bought by the backtest's cut
+    rate, relation, drift, level, seen, newer = carried.level
+    assert seen == 1.0 and newer == relation  # the cohort had all bought by the backtest's cut
     assert rate == pytest.approx(cohort["lapsed"].mean(), abs=1e-6)
     assert relation == pytest.approx(risk.lapse_probability(backtest.model, params, customers=today).mean(), abs=1e-6)
     window = WINDOW_DAYS / 7
@@ -62,7 +62,7 @@ def test_today_like_the_backtest_keeps_the_backtests_rate(cohort):
 
     carried = risk.carried_to_today(backtest, backtest.cut_params, before)
 
-    rate, relation, drift, level, _seen = carried.level
+    rate, relation, drift, level, _seen, _newer = carried.level
     assert drift == pytest.approx(rate, abs=1e-6)  # nothing changed, BG/NBD predicts no change
     assert abs(relation - rate) < 0.01  # the learnt weights on their own customers: the rate they were fitted to
     assert abs(level - rate) < 0.01
@@ -77,12 +77,13 @@ def test_customers_who_came_after_the_backtests_cut_get_the_learnt_relation_alon
 
     carried = risk.carried_to_today(backtest, params, mixed)
 
-    rate, relation, drift, level, seen = carried.level
+    rate, relation, drift, level, seen, newer = carried.level
     assert seen == pytest.approx(len(today) / len(mixed), abs=1e-6)
     alone = risk.carried_to_today(backtest, params, today)
-    assert drift == pytest.approx(alone.level[2], abs=1e-6)  # the newcomers do not move BG/NBD's change
+    assert (relation, drift) == pytest.approx(alone.level[1:3], abs=1e-6)  # the newcomers move neither estimate
     learnt = risk.lapse_probability(backtest.model, params, customers=mixed)
-    expected = seen * alone.level[3] + (1 - seen) * learnt[len(today) :].mean()
+    assert newer == pytest.approx(learnt[len(today) :].mean(), abs=1e-6)
+    expected = seen * alone.level[3] + (1 - seen) * newer
     scores = risk.lapse_probability(carried, params, customers=mixed)
     assert scores.mean() == pytest.approx(level, abs=1e-6)
     assert level == pytest.approx(expected, abs=1e-6)
@@ -92,7 +93,7 @@ def test_a_level_stored_before_the_seen_share_reads_back_as_all_seen():
     stored = {"weights": [0.1, 0.5, 0.3, 0.2, -0.4], "horizon": 8.0, "features": list(risk.FEATURES),
               "level": {"backtest": 0.7, "relation": 0.72, "drift": 0.74, "today": 0.73}}  # fmt: skip
     model = risk.RiskModel.from_dict(stored)
-    assert model.level == (0.7, 0.72, 0.74, 0.73, 1.0)
+    assert model.level == (0.7, 0.72, 0.74, 0.73, 1.0, 0.72)
     assert risk.RiskModel.from_dict(model.as_dict()) == model
 
 
