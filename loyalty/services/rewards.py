@@ -269,15 +269,22 @@ def _refund(redemption: Redemption, member: Member, *, description: str, by=None
     )
 
 
+def issued_redemption_locked(*, member_id: int, redemption_id: int) -> tuple[Member, Redemption | None]:
+    """The member, then the redemption if it is still issued, locked in that order (the order every
+    redemption takes). Call inside a transaction; ``None`` when it was used, cancelled or expired meanwhile."""
+    member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
+    redemption = (
+        Redemption.objects.select_for_update(of=("self",))
+        .select_related("reward")
+        .filter(pk=redemption_id, status=Redemption.Status.ISSUED)
+        .first()
+    )
+    return member, redemption
+
+
 def _expire_one(*, redemption_id: int, member_id: int, adapter, now: datetime) -> str | None:
     with transaction.atomic():
-        member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
-        redemption = (
-            Redemption.objects.select_for_update(of=("self",))
-            .select_related("reward")
-            .filter(pk=redemption_id, status=Redemption.Status.ISSUED)
-            .first()
-        )
+        member, redemption = issued_redemption_locked(member_id=member_id, redemption_id=redemption_id)
         if redemption is None:  # cancelled or handled meanwhile
             return None
         status = code_status(redemption=redemption)  # loyalty's own code, if it has one

@@ -255,15 +255,11 @@ def points_discount_release(*, basket: str, code: str, at: datetime | None = Non
     )
     if found is None:
         return None
+    from ..rewards import issued_redemption_locked
+
     redemption_id, member_id = found
     with transaction.atomic():
-        member = Member.objects.select_for_update().select_related("program").get(pk=member_id)
-        live = (
-            Redemption.objects.select_for_update(of=("self",))
-            .select_related("reward")
-            .filter(pk=redemption_id, status=Redemption.Status.ISSUED)
-            .first()
-        )
+        member, live = issued_redemption_locked(member_id=member_id, redemption_id=redemption_id)
         if live is None or not _revoke(live):  # given back or used meanwhile
             return None
         _close(live, member, why="removed from the basket", at=at)
