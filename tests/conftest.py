@@ -98,3 +98,12 @@ def site_language():
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.deactivate()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the browser tests (tests/chromium.py; imported here only when used)."""
+    from tests.chromium import launched
+
+    with launched() as chromium:
+        yield chromium

@@ -15,37 +15,14 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="browser tests need the playwright package (pip install -r requirements-test.txt)"
-)
-
-from loyalty.models import Member, Redemption, Reward  # noqa: E402
-from loyalty.services import member_enroll, points_adjust  # noqa: E402
-from shop.models import Order, Product  # noqa: E402
-from tests.factories import ProgramFactory, UserFactory  # noqa: E402
-from tests.test_browser import CHROMIUM_ARGS, TIMEOUT_MS  # noqa: E402
+from loyalty.models import Member, Redemption, Reward
+from loyalty.services import member_enroll, points_adjust
+from shop.models import Order, Product
+from tests.chromium import TIMEOUT_MS  # skips this module without Chromium or playwright
+from tests.factories import ProgramFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 WIDE, NARROW = {"width": 1400, "height": 900}, {"width": 375, "height": 812}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # ORM calls between browser steps (see test_browser)
-    try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
