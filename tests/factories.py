@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from loyalty.adapters.base import EventKind, OrderEvent
-from loyalty.models import Campaign, CustomerHealth, Member, Program, Purchase, Survey, SurveyResponse
+from loyalty.models import Campaign, CustomerHealth, Member, Program, Purchase, Reward, Survey, SurveyResponse
 from loyalty.nps import is_detractor
 from shop import services as shop_services
 from shop.models import Order, Product
@@ -169,3 +169,9 @@ class SurveyResponseFactory(factory.django.DjangoModelFactory):
     class Params:
         amount = Decimal("50.00")
         category = ""
+
+
+def points_discount_reward(program: Program, **fields) -> Reward:
+    """Points as money at checkout: 100 points a step ("Pay with points"); ``fields`` override."""
+    defaults = {"name": "Pay with points", "kind": Reward.Kind.POINTS_DISCOUNT, "points_cost": 100, "points_step": 100}
+    return Reward.objects.create(program=program, **{**defaults, **fields})

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from loyalty.models import Member, Redemption, Reward
+from loyalty.models import Member, Redemption
 from loyalty.services import member_enroll, points_adjust
 from shop.models import Order, Product
 from tests.chromium import TIMEOUT_MS  # skips this module without Chromium or playwright
-from tests.factories import ProgramFactory, UserFactory
+from tests.factories import ProgramFactory, UserFactory, points_discount_reward
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 WIDE, NARROW = {"width": 1400, "height": 900}, {"width": 375, "height": 812}
@@ -34,14 +34,7 @@ def shots(tmp_path) -> Path:
 
 def test_pay_part_of_an_order_with_points_from_the_cart(browser, live_server, shots):
     program = ProgramFactory(pending_days=0)
-    Reward.objects.create(
-        program=program,
-        name="Pay with points",
-        kind=Reward.Kind.POINTS_DISCOUNT,
-        points_cost=100,
-        points_step=100,
-        max_order_share=Decimal("50"),
-    )
+    points_discount_reward(program, max_order_share=Decimal("50"))
     user = UserFactory(email="giulia@example.com", first_name="Giulia")
     member = member_enroll(program=program, user=user)[0]
     points_adjust(member=member, points=1330, reason="Welcome gift")

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from loyalty.models import Member, Redemption, Reward
+from loyalty.models import Member, Redemption
+from tests.factories import points_discount_reward
 
 from .conftest import client_for, fund
 
@@ -16,14 +17,7 @@ URL = "/api/loyalty/checkout/points/"
 
 @pytest.fixture
 def points_reward(program):
-    return Reward.objects.create(
-        program=program,
-        name="Pay with points",
-        kind=Reward.Kind.POINTS_DISCOUNT,
-        points_cost=100,
-        points_step=100,
-        max_order_share=Decimal("50"),
-    )
+    return points_discount_reward(program, max_order_share=Decimal("50"))
 
 
 @pytest.fixture

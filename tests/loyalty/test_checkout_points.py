@@ -27,15 +27,10 @@ from loyalty.services.checkout_points import (
 from loyalty.services.rewards import redemptions_expire_due
 from shop import services as shop
 from shop.models import DiscountCode, Order
-from tests.factories import ProductFactory, UserFactory
+from tests.factories import ProductFactory, UserFactory, points_discount_reward
 
 pytestmark = pytest.mark.django_db
 EUR = "EUR"
-
-
-def points_reward(program, **fields) -> Reward:
-    defaults = {"name": "Pay with points", "kind": Reward.Kind.POINTS_DISCOUNT, "points_cost": 100, "points_step": 100}
-    return Reward.objects.create(program=program, **{**defaults, **fields})
 
 
 def give(member, points: int) -> Member:
@@ -70,7 +65,7 @@ def refused(call, *args, **kwargs) -> str:
 
 @pytest.fixture
 def reward(program):
-    return points_reward(program)
+    return points_discount_reward(program)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from loyalty.models import Member, Redemption, Reward
 from loyalty.services import member_enroll, points_adjust
 from shop import services as shop
 from shop.models import Order
-from tests.factories import ProductFactory, UserFactory
+from tests.factories import ProductFactory, UserFactory, points_discount_reward
 
 pytestmark = pytest.mark.django_db
 CART = "/cart/"
@@ -22,9 +22,7 @@ CART = "/cart/"
 
 @pytest.fixture
 def reward(program):
-    return Reward.objects.create(
-        program=program, name="Pay with points", kind=Reward.Kind.POINTS_DISCOUNT, points_cost=100, points_step=100
-    )
+    return points_discount_reward(program)
 
 
 @pytest.fixture
